@@ -1,0 +1,1 @@
+//! flowd's embedded MQTT broker (work in progress).
