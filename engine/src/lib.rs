@@ -1,1 +1,4 @@
-//! flowd engine.
+//! flowd's flow engine.
+//!
+//! - [`value`]: JavaScript-like values (`Value`, `Object`), JSON and coercions.
+pub mod value;

@@ -1,0 +1,522 @@
+//! Property expressions (`payload.a.b[0]["c"]`, `a[msg.topic]`) and access to
+//! them on objects, as Node-RED's `RED.util` get/setMessageProperty do.
+
+use super::object::array_index;
+use super::{Object, Str, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// One step of a property path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Segment {
+    /// A named property (`.name` or `["name"]`).
+    Key(Str),
+    /// A numeric index (`[3]`).
+    Index(usize),
+    /// A nested message property used as a key (`[msg.topic]`).
+    MsgRef(Path),
+}
+
+/// A parsed property expression.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Path {
+    segments: Vec<Segment>,
+}
+
+/// Why a property expression or an access failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The expression text is malformed.
+    #[error("invalid property expression '{expr}': {reason}")]
+    Invalid {
+        /// The expression.
+        expr: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A value on the way is not an object, so a property cannot be set on it.
+    #[error("cannot set property '{key}' of non-object type")]
+    NotAnObject {
+        /// The key that could not be set.
+        key: String,
+    },
+    /// A nested `[msg.x]` reference did not resolve to a string or number.
+    #[error("invalid nested property reference '{0}'")]
+    BadReference(String),
+}
+
+impl Path {
+    /// Parses an expression; a leading `msg.` is dropped (as Node-RED does).
+    pub fn parse(expr: &str) -> Result<Path, PathError> {
+        let e = expr.strip_prefix("msg.").unwrap_or(expr);
+        parse_segments(e).map_err(|reason| PathError::Invalid {
+            expr: expr.to_string(),
+            reason,
+        })
+    }
+
+    /// A single-key path.
+    pub fn key(name: &str) -> Path {
+        Path {
+            segments: vec![Segment::Key(Str::new(name))],
+        }
+    }
+
+    /// The segments.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// True when the path has nested `[msg.x]` references.
+    pub fn has_refs(&self) -> bool {
+        self.segments.iter().any(|s| matches!(s, Segment::MsgRef(_)))
+    }
+
+    /// Replaces nested `[msg.x]` references by the values they point at in `msg`.
+    pub fn resolve(&self, msg: &Object) -> Result<Cow<'_, Path>, PathError> {
+        if !self.has_refs() {
+            return Ok(Cow::Borrowed(self));
+        }
+        let mut out = Vec::with_capacity(self.segments.len());
+        for s in &self.segments {
+            match s {
+                Segment::MsgRef(inner) => {
+                    let inner = inner.resolve(msg)?;
+                    match get(msg, &inner) {
+                        Some(Value::String(k)) => out.push(Segment::Key(k.clone())),
+                        Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 => {
+                            out.push(Segment::Index(*n as usize))
+                        }
+                        _ => return Err(PathError::BadReference(format!("{inner:?}"))),
+                    }
+                }
+                other => out.push(other.clone()),
+            }
+        }
+        Ok(Cow::Owned(Path { segments: out }))
+    }
+
+    /// The path as text (`a.b[0]`).
+    pub fn to_expression(&self) -> String {
+        let mut s = String::new();
+        for (i, seg) in self.segments.iter().enumerate() {
+            match seg {
+                Segment::Key(k) => {
+                    if i > 0 {
+                        s.push('.');
+                    }
+                    s.push_str(k);
+                }
+                Segment::Index(n) => s.push_str(&format!("[{n}]")),
+                Segment::MsgRef(p) => s.push_str(&format!("[msg.{}]", p.to_expression())),
+            }
+        }
+        s
+    }
+}
+
+fn parse_segments(e: &str) -> Result<Path, &'static str> {
+    let b = e.as_bytes();
+    let mut segments = Vec::new();
+    let mut i = 0;
+    let mut expect_key = true;
+    if e.is_empty() {
+        return Err("empty expression");
+    }
+    while i < b.len() {
+        match b[i] {
+            b'.' => {
+                if expect_key {
+                    return Err("unexpected '.'");
+                }
+                i += 1;
+                if i == b.len() {
+                    return Err("expression ends with '.'");
+                }
+                expect_key = true;
+            }
+            b'[' => {
+                if segments.is_empty() && expect_key {
+                    return Err("expression starts with '['");
+                }
+                i += 1;
+                match b.get(i) {
+                    Some(q @ (b'"' | b'\'')) => {
+                        let q = *q;
+                        let start = i + 1;
+                        let end = e[start..].find(q as char).ok_or("unterminated string")? + start;
+                        segments.push(Segment::Key(Str::new(&e[start..end])));
+                        i = end + 1;
+                    }
+                    Some(c) if c.is_ascii_digit() => {
+                        let start = i;
+                        while i < b.len() && b[i].is_ascii_digit() {
+                            i += 1;
+                        }
+                        let n = e[start..i].parse().map_err(|_| "index out of range")?;
+                        segments.push(Segment::Index(n));
+                    }
+                    Some(_) if e[i..].starts_with("msg.") => {
+                        // find the matching ']'
+                        let mut depth = 1;
+                        let start = i;
+                        while i < b.len() {
+                            match b[i] {
+                                b'[' => depth += 1,
+                                b']' => {
+                                    depth -= 1;
+                                    if depth == 0 {
+                                        break;
+                                    }
+                                }
+                                _ => {}
+                            }
+                            i += 1;
+                        }
+                        if depth != 0 {
+                            return Err("unterminated '['");
+                        }
+                        let inner = parse_segments(&e[start + 4..i])?;
+                        segments.push(Segment::MsgRef(inner));
+                    }
+                    _ => return Err("invalid content in '[ ]'"),
+                }
+                if b.get(i) != Some(&b']') {
+                    return Err("missing ']'");
+                }
+                i += 1;
+                expect_key = false;
+                if i < b.len() && b[i] != b'.' && b[i] != b'[' {
+                    return Err("unexpected character after ']'");
+                }
+            }
+            b']' => return Err("unexpected ']'"),
+            _ => {
+                if !expect_key {
+                    return Err("unexpected character");
+                }
+                let start = i;
+                while i < b.len() && b[i] != b'.' && b[i] != b'[' && b[i] != b']' {
+                    i += 1;
+                }
+                segments.push(Segment::Key(Str::new(&e[start..i])));
+                expect_key = false;
+            }
+        }
+    }
+    if expect_key {
+        return Err("missing property name");
+    }
+    Ok(Path { segments })
+}
+
+fn seg_key(seg: &Segment) -> Cow<'_, str> {
+    match seg {
+        Segment::Key(k) => Cow::Borrowed(k.as_str()),
+        Segment::Index(n) => Cow::Owned(n.to_string()),
+        Segment::MsgRef(_) => Cow::Borrowed(""),
+    }
+}
+
+fn seg_index(seg: &Segment) -> Option<usize> {
+    match seg {
+        Segment::Index(n) => Some(*n),
+        Segment::Key(k) => array_index(k).map(|n| n as usize),
+        Segment::MsgRef(_) => None,
+    }
+}
+
+/// Looks up `seg` on a value (objects, arrays by index). No computed properties.
+pub fn child<'a>(v: &'a Value, seg: &Segment) -> Option<&'a Value> {
+    match v {
+        Value::Object(o) => o.get(&seg_key(seg)),
+        Value::Array(a) => seg_index(seg).and_then(|i| a.get(i)),
+        _ => None,
+    }
+}
+
+/// JavaScript property access `v[key]` including computed properties
+/// (`length` of strings, arrays and Buffers, string characters, Buffer bytes).
+pub fn js_property<'a>(v: &'a Value, key: &str) -> Option<Cow<'a, Value>> {
+    match v {
+        Value::Object(o) => o.get(key).map(Cow::Borrowed),
+        Value::Array(a) => {
+            if key == "length" {
+                return Some(Cow::Owned(Value::Number(a.len() as f64)));
+            }
+            array_index(key).and_then(|i| a.get(i as usize)).map(Cow::Borrowed)
+        }
+        Value::String(s) => {
+            if key == "length" {
+                return Some(Cow::Owned(Value::Number(s.encode_utf16().count() as f64)));
+            }
+            let i = array_index(key)? as usize;
+            let units: Vec<u16> = s.encode_utf16().skip(i).take(1).collect();
+            units
+                .first()
+                .map(|u| Cow::Owned(Value::string(String::from_utf16_lossy(&[*u]))))
+        }
+        Value::Buffer(b) => {
+            if key == "length" {
+                return Some(Cow::Owned(Value::Number(b.len() as f64)));
+            }
+            let i = array_index(key)? as usize;
+            b.get(i).map(|x| Cow::Owned(Value::Number(f64::from(*x))))
+        }
+        _ => None,
+    }
+}
+
+/// Reads the property at `path` (already resolved) from `root`.
+pub fn get<'a>(root: &'a Object, path: &Path) -> Option<&'a Value> {
+    let mut segs = path.segments.iter();
+    let first = segs.next()?;
+    let mut cur = root.get(&seg_key(first))?;
+    for s in segs {
+        cur = child(cur, s)?;
+    }
+    Some(cur)
+}
+
+/// Reads the property at `path` with JavaScript's computed properties
+/// (`payload.length`, `topic.0`).
+pub fn get_js<'a>(root: &'a Object, path: &Path) -> Option<Cow<'a, Value>> {
+    let mut segs = path.segments.iter();
+    let first = segs.next()?;
+    let mut cur: Cow<'a, Value> = Cow::Borrowed(root.get(&seg_key(first))?);
+    for s in segs {
+        let key = seg_key(s);
+        cur = match cur {
+            Cow::Borrowed(v) => js_property(v, &key)?,
+            Cow::Owned(v) => Cow::Owned(js_property(&v, &key)?.into_owned()),
+        };
+    }
+    Some(cur)
+}
+
+fn empty_container_for(next: &Segment) -> Value {
+    match next {
+        Segment::Index(_) => Value::array(Vec::new()),
+        _ => Value::empty_object(),
+    }
+}
+
+/// Sets the property at `path` (already resolved), creating missing
+/// intermediate objects (or arrays before a numeric index) when
+/// `create_missing`. Fails if a value on the way is not an object.
+pub fn set(root: &mut Object, path: &Path, value: Value, create_missing: bool) -> Result<(), PathError> {
+    let segs = &path.segments;
+    let Some((last, init)) = segs.split_last() else {
+        return Ok(());
+    };
+    if init.is_empty() {
+        root.insert(Str::new(seg_key(last)), value);
+        return Ok(());
+    }
+    let first_key = seg_key(&init[0]);
+    if !root.contains_key(&first_key) {
+        if !create_missing {
+            return Ok(());
+        }
+        root.insert(Str::new(&*first_key), empty_container_for(&segs[1]));
+    }
+    let mut cur = root.get_mut(&first_key).expect("inserted above");
+    for (i, s) in init.iter().enumerate().skip(1) {
+        let next = &segs[i + 1];
+        cur = step_mut(cur, s, next, create_missing)?;
+    }
+    assign(cur, last, value)
+}
+
+fn step_mut<'a>(
+    cur: &'a mut Value,
+    seg: &Segment,
+    next: &Segment,
+    create_missing: bool,
+) -> Result<&'a mut Value, PathError> {
+    match cur {
+        Value::Object(o) => {
+            let o = Arc::make_mut(o);
+            let key = seg_key(seg);
+            if !o.contains_key(&key) {
+                if !create_missing {
+                    return Err(PathError::NotAnObject { key: key.into_owned() });
+                }
+                o.insert(Str::new(&*key), empty_container_for(next));
+            }
+            Ok(o.get_mut(&key).expect("present"))
+        }
+        Value::Array(a) => {
+            let a = Arc::make_mut(a);
+            let Some(i) = seg_index(seg) else {
+                return Err(PathError::NotAnObject { key: seg_key(seg).into_owned() });
+            };
+            if i >= a.len() {
+                if !create_missing {
+                    return Err(PathError::NotAnObject { key: i.to_string() });
+                }
+                a.resize(i + 1, Value::Null);
+                a[i] = empty_container_for(next);
+            } else if a[i].is_null() && create_missing {
+                a[i] = empty_container_for(next);
+            }
+            Ok(&mut a[i])
+        }
+        _ => Err(PathError::NotAnObject { key: seg_key(seg).into_owned() }),
+    }
+}
+
+fn assign(target: &mut Value, seg: &Segment, value: Value) -> Result<(), PathError> {
+    match target {
+        Value::Object(o) => {
+            Arc::make_mut(o).insert(Str::new(seg_key(seg)), value);
+            Ok(())
+        }
+        Value::Array(a) => {
+            let i = seg_index(seg).ok_or_else(|| PathError::NotAnObject {
+                key: seg_key(seg).into_owned(),
+            })?;
+            let a = Arc::make_mut(a);
+            if i >= a.len() {
+                a.resize(i + 1, Value::Null);
+            }
+            a[i] = value;
+            Ok(())
+        }
+        _ => Err(PathError::NotAnObject {
+            key: seg_key(seg).into_owned(),
+        }),
+    }
+}
+
+/// Deletes the property at `path` (already resolved). Array elements are
+/// spliced out. A missing path is not an error. Returns the removed value.
+pub fn delete(root: &mut Object, path: &Path) -> Option<Value> {
+    let segs = &path.segments;
+    let (last, init) = segs.split_last()?;
+    if init.is_empty() {
+        return root.remove(&seg_key(last));
+    }
+    let mut cur = root.get_mut(&seg_key(&init[0]))?;
+    for s in &init[1..] {
+        cur = match cur {
+            Value::Object(o) => {
+                let key = seg_key(s);
+                if !o.contains_key(&key) {
+                    return None;
+                }
+                Arc::make_mut(o).get_mut(&key)?
+            }
+            Value::Array(a) => {
+                let i = seg_index(s)?;
+                if i >= a.len() {
+                    return None;
+                }
+                Arc::make_mut(a).get_mut(i)?
+            }
+            _ => return None,
+        };
+    }
+    match cur {
+        Value::Object(o) => {
+            let key = seg_key(last);
+            if !o.contains_key(&key) {
+                return None;
+            }
+            Arc::make_mut(o).remove(&key)
+        }
+        Value::Array(a) => {
+            let i = seg_index(last)?;
+            if i >= a.len() {
+                return None;
+            }
+            Some(Arc::make_mut(a).remove(i))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::json;
+
+    fn obj(text: &str) -> Object {
+        json::parse(text).unwrap().as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn parses_dots_brackets_and_quotes() {
+        let p = Path::parse("msg.payload.a[0]['b c'][\"d\"].e").unwrap();
+        assert_eq!(
+            p.segments(),
+            &[
+                Segment::Key("payload".into()),
+                Segment::Key("a".into()),
+                Segment::Index(0),
+                Segment::Key("b c".into()),
+                Segment::Key("d".into()),
+                Segment::Key("e".into()),
+            ]
+        );
+        for bad in ["", "a.", ".a", "a..b", "a[", "a[]", "a[x]", "a]b", "[0]", "a['x'"] {
+            assert!(Path::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nested_message_references_resolve() {
+        let m = obj(r#"{"topic":"t1","payload":{"t1":5},"i":1,"arr":[10,20]}"#);
+        let p = Path::parse("payload[msg.topic]").unwrap();
+        assert_eq!(get(&m, &p.resolve(&m).unwrap()), Some(&Value::Number(5.0)));
+        let p = Path::parse("arr[msg.i]").unwrap();
+        assert_eq!(get(&m, &p.resolve(&m).unwrap()), Some(&Value::Number(20.0)));
+    }
+
+    #[test]
+    fn set_creates_missing_objects_and_arrays() {
+        let mut m = obj(r#"{"payload":{}}"#);
+        set(&mut m, &Path::parse("payload.e.f.g").unwrap(), Value::str("deep"), true).unwrap();
+        set(&mut m, &Path::parse("x[1].y").unwrap(), Value::Number(1.0), true).unwrap();
+        assert_eq!(
+            json::stringify(&Value::object(m)),
+            r#"{"payload":{"e":{"f":{"g":"deep"}}},"x":[null,{"y":1}]}"#
+        );
+    }
+
+    #[test]
+    fn set_under_a_string_fails() {
+        let mut m = obj(r#"{"payload":"text"}"#);
+        let r = set(&mut m, &Path::parse("payload.a").unwrap(), Value::Number(1.0), true);
+        assert!(matches!(r, Err(PathError::NotAnObject { .. })));
+        assert_eq!(m.get("payload"), Some(&Value::str("text")));
+    }
+
+    #[test]
+    fn delete_splices_arrays_and_ignores_missing() {
+        let mut m = obj(r#"{"payload":[1,2,3],"o":{"a":1}}"#);
+        assert_eq!(delete(&mut m, &Path::parse("payload[1]").unwrap()), Some(Value::Number(2.0)));
+        assert_eq!(delete(&mut m, &Path::parse("o.zz.y").unwrap()), None);
+        assert_eq!(delete(&mut m, &Path::parse("o.a").unwrap()), Some(Value::Number(1.0)));
+        assert_eq!(json::stringify(&Value::object(m)), r#"{"payload":[1,3],"o":{}}"#);
+    }
+
+    #[test]
+    fn computed_properties() {
+        let m = obj(r#"{"s":"héllo","a":[1,2,3]}"#);
+        assert_eq!(get_js(&m, &Path::parse("s.length").unwrap()).unwrap().into_owned(), Value::Number(5.0));
+        assert_eq!(get_js(&m, &Path::parse("a.length").unwrap()).unwrap().into_owned(), Value::Number(3.0));
+        assert_eq!(get_js(&m, &Path::parse("a.1").unwrap()).unwrap().into_owned(), Value::Number(2.0));
+        assert_eq!(get_js(&m, &Path::parse("s.1").unwrap()).unwrap().into_owned(), Value::str("é"));
+        assert!(get_js(&m, &Path::parse("a.x").unwrap()).is_none());
+    }
+
+    #[test]
+    fn copy_on_write_isolates_clones() {
+        let a = Value::object(obj(r#"{"p":{"x":1}}"#));
+        let mut b = a.clone();
+        set(b.as_object_mut().unwrap(), &Path::parse("p.x").unwrap(), Value::Number(2.0), true).unwrap();
+        assert_eq!(json::stringify(&a), r#"{"p":{"x":1}}"#);
+        assert_eq!(json::stringify(&b), r#"{"p":{"x":2}}"#);
+    }
+}
