@@ -1,1 +1,2 @@
-//! flowd's embedded MQTT broker (work in progress).
+//! flowd's embedded MQTT broker.
+pub mod codec;
