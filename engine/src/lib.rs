@@ -1,4 +1,35 @@
-//! flowd's flow engine.
+//! flowd's flow engine: Node-RED flows, validated, built and run.
+//!
+//! The path every deploy takes: [`flows`] parses flows.json into a
+//! [`flows::FlowSet`]; [`build::prepare`] validates it whole (every error
+//! collected, each naming node, type, tab and field) and builds every node
+//! through the [`registry::Registry`]; [`runtime::Runtime`] runs the result.
 //!
 //! - [`value`]: JavaScript-like values (`Value`, `Object`), JSON and coercions.
+//! - [`msg`]: the message type.
+//! - [`node`]: the traits node types implement and what running nodes can do.
+//! - [`context`]: node, flow and global context.
+//! - [`observer`]: debug output, node logs and status leaving the runtime.
+//! - [`testing`]: an in-process harness for flow tests (like node-red-node-test-helper).
+//! - [`config_de`]: lenient deserializers for Node-RED's loosely typed properties.
+
+pub mod build;
+pub mod config_de;
+pub mod context;
+pub mod flows;
+pub mod msg;
+pub mod node;
+pub mod observer;
+pub mod registry;
+pub mod runtime;
+pub mod testing;
+pub mod validation;
 pub mod value;
+
+pub use build::{prepare, prepare_json, prepare_text, Prepared};
+pub use msg::Msg;
+pub use node::{BuiltNode, FunctionNode, NodeCx, NodeHandle, NodeInfo, NodeType, Status, TaskNode};
+pub use registry::{NodeDescriptor, Registry};
+pub use runtime::{Runtime, RuntimeOptions};
+pub use validation::{ValidationError, ValidationErrors};
+pub use value::{Object, Value};

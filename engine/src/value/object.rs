@@ -147,6 +147,13 @@ impl Object {
     }
 }
 
+impl PartialEq for Object {
+    /// Same keys with structurally equal values, in any order.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k).is_some_and(|w| w == v))
+    }
+}
+
 impl FromIterator<(Str, Value)> for Object {
     fn from_iter<T: IntoIterator<Item = (Str, Value)>>(iter: T) -> Self {
         let mut o = Object::new();

@@ -1,0 +1,439 @@
+//! The executor: owns every running node of a flow set and moves messages
+//! between them.
+//!
+//! Deliveries wait in one FIFO queue, as Node-RED schedules them with
+//! `setImmediate`; function nodes are called inline, task nodes get the
+//! message through their bounded inbox (the executor waits for room, which is
+//! how backpressure reaches the sources).
+
+use super::handle::NodeHandle;
+use super::routing::Routes;
+use super::{Control, Event, Inbound, RuntimeOptions, SlotRef, Tap, EVENT_CAPACITY, INBOUND_CAPACITY};
+use crate::build::Prepared;
+use crate::context::ContextStore;
+use crate::msg::Msg;
+use crate::node::{ConfigNode, FunctionNode, NodeCx, NodeEvent, NodeInfo, NodeKind, TaskIo};
+use crate::observer::{LogLevel, RuntimeObserver};
+use crate::value::Str;
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Messages taken from the inbound channel before the queue is run.
+const INBOUND_BATCH: usize = 256;
+
+pub(crate) enum SlotNode {
+    Function(Box<dyn FunctionNode>),
+    Task { inbox: Option<mpsc::Sender<Msg>> },
+    Config(Arc<dyn ConfigNode>),
+    Inert,
+}
+
+pub(crate) struct Slot {
+    pub(crate) info: Arc<NodeInfo>,
+    pub(crate) gen: u32,
+    pub(crate) node: SlotNode,
+    pub(crate) wires: Vec<Vec<u32>>,
+    /// True when complete nodes watch this node.
+    pub(crate) watched: bool,
+}
+
+pub(crate) struct Executor {
+    pub(crate) slots: Vec<Slot>,
+    by_id: HashMap<Str, u32>,
+    queue: VecDeque<(u32, Msg)>,
+    out_buf: Vec<(usize, Msg)>,
+    ev_buf: Vec<NodeEvent>,
+    contexts: ContextStore,
+    observer: Arc<dyn RuntimeObserver>,
+    tap: Option<Tap>,
+    pub(crate) routes: Routes,
+    msg_rx: mpsc::Receiver<Inbound>,
+    event_rx: mpsc::Receiver<Event>,
+    ctrl_rx: mpsc::Receiver<Control>,
+    pending_events: VecDeque<Event>,
+    root_cancel: CancellationToken,
+    sources: TaskTracker,
+    sinks: TaskTracker,
+}
+
+/// A delivery that must wait for room in a task node's inbox.
+struct Blocked {
+    inbox: mpsc::Sender<Msg>,
+    msg: Msg,
+}
+
+impl Executor {
+    pub(crate) fn new(prepared: Prepared, options: RuntimeOptions, ctrl_rx: mpsc::Receiver<Control>) -> Executor {
+        let (msg_tx, msg_rx) = mpsc::channel(INBOUND_CAPACITY);
+        let (event_tx, event_rx) = mpsc::channel(EVENT_CAPACITY);
+        let root_cancel = CancellationToken::new();
+        let sources = TaskTracker::new();
+        let sinks = TaskTracker::new();
+
+        let by_id: HashMap<Str, u32> = prepared
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.info.id.clone(), i as u32))
+            .collect();
+        let routes = Routes::build(&prepared, &by_id);
+
+        let mut slots = Vec::with_capacity(prepared.nodes.len());
+        let mut starters: Vec<(u32, StartKind)> = Vec::new();
+        for (i, p) in prepared.nodes.into_iter().enumerate() {
+            let idx = i as u32;
+            let resolve = |ids: &[String]| -> Vec<u32> { ids.iter().filter_map(|id| by_id.get(id.as_str()).copied()).collect() };
+            let mut wires: Vec<Vec<u32>> = p.wires.iter().map(|w| resolve(w)).collect();
+            if !p.built.links.is_empty() {
+                if wires.is_empty() {
+                    wires.push(Vec::new());
+                }
+                wires[0].extend(resolve(&p.built.links));
+            }
+            let node = match p.built.kind {
+                NodeKind::Function(f) => {
+                    starters.push((idx, StartKind::Function));
+                    SlotNode::Function(f)
+                }
+                NodeKind::Task(t) => {
+                    let cap = t.inbox_capacity();
+                    let (tx, rx) = if cap > 0 {
+                        let (tx, rx) = mpsc::channel(cap);
+                        (Some(tx), Some(rx))
+                    } else {
+                        (None, None)
+                    };
+                    starters.push((idx, StartKind::Task(t, rx)));
+                    SlotNode::Task { inbox: tx }
+                }
+                NodeKind::Config(c) => SlotNode::Config(c),
+                NodeKind::Inert => SlotNode::Inert,
+            };
+            slots.push(Slot {
+                watched: routes.is_watched(idx),
+                info: p.info,
+                gen: 0,
+                node,
+                wires,
+            });
+        }
+
+        let mut exec = Executor {
+            slots,
+            by_id,
+            queue: VecDeque::with_capacity(256),
+            out_buf: Vec::with_capacity(8),
+            ev_buf: Vec::new(),
+            contexts: ContextStore::new(),
+            observer: options.observer,
+            tap: options.tap,
+            routes,
+            msg_rx,
+            event_rx,
+            ctrl_rx,
+            pending_events: VecDeque::new(),
+            root_cancel: root_cancel.clone(),
+            sources: sources.clone(),
+            sinks: sinks.clone(),
+        };
+
+        for (idx, kind) in starters {
+            let slot = &mut exec.slots[idx as usize];
+            let is_sink = matches!(&kind, StartKind::Task(_, Some(_)));
+            let handle = NodeHandle {
+                slot: SlotRef { idx, gen: slot.gen },
+                info: slot.info.clone(),
+                msg_tx: msg_tx.clone(),
+                event_tx: event_tx.clone(),
+                cancel: root_cancel.child_token(),
+                tracker: if is_sink { sinks.clone() } else { sources.clone() },
+            };
+            match kind {
+                StartKind::Function => {
+                    if let SlotNode::Function(f) = &mut slot.node {
+                        let started = catch_unwind(AssertUnwindSafe(|| f.on_start(&handle)));
+                        if started.is_err() {
+                            tracing::error!(node = %slot.info.id, "Node panicked while starting.");
+                        }
+                    }
+                }
+                StartKind::Task(t, inbox) => {
+                    let tracker = handle.tracker.clone();
+                    tracker.spawn(t.run(TaskIo { inbox, handle }));
+                }
+            }
+        }
+        exec
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            tokio::select! {
+                biased;
+                ctrl = self.ctrl_rx.recv() => match ctrl {
+                    Some(Control::DeliverById { id, msg, reply }) => {
+                        let found = self.by_id.get(id.as_str()).copied();
+                        if let Some(idx) = found {
+                            self.queue.push_back((idx, msg));
+                        }
+                        let _ = reply.send(found.is_some());
+                    }
+                    Some(Control::Stop { timeout, reply }) => {
+                        self.shutdown(timeout).await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => {
+                        self.shutdown(super::DEFAULT_STOP_TIMEOUT).await;
+                        return;
+                    }
+                },
+                Some(ev) = self.event_rx.recv() => self.on_event(ev),
+                Some(inbound) = self.msg_rx.recv() => {
+                    self.on_inbound(inbound);
+                    for _ in 0..INBOUND_BATCH {
+                        match self.msg_rx.try_recv() {
+                            Ok(i) => self.on_inbound(i),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.drain().await;
+            self.observer.idle();
+        }
+    }
+
+    fn live(&self, r: SlotRef) -> bool {
+        self.slots.get(r.idx as usize).is_some_and(|s| s.gen == r.gen)
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Output { from, port, msg } if self.live(from) => self.emit(from.idx, port, msg),
+            Inbound::Deliver { to, msg } if self.live(to) => self.queue.push_back((to.idx, msg)),
+            _ => {}
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        if self.live(ev.from) {
+            self.handle_event(ev.from.idx, ev.event);
+        }
+    }
+
+    /// Runs every queued delivery, waiting for room in task inboxes.
+    async fn drain(&mut self) {
+        loop {
+            while let Some((to, msg)) = self.queue.pop_front() {
+                if let Some(blocked) = self.dispatch(to, msg) {
+                    self.wait_for_room(blocked).await;
+                }
+            }
+            match self.pending_events.pop_front() {
+                Some(ev) => self.on_event(ev),
+                None => break,
+            }
+        }
+    }
+
+    /// Waits until a task inbox has room, still taking events (errors and
+    /// completions from that very task) so the two cannot deadlock.
+    async fn wait_for_room(&mut self, b: Blocked) {
+        let Blocked { inbox, msg } = b;
+        loop {
+            tokio::select! {
+                permit = inbox.reserve() => {
+                    if let Ok(p) = permit {
+                        p.send(msg);
+                    }
+                    return;
+                }
+                Some(ev) = self.event_rx.recv() => self.pending_events.push_back(ev),
+            }
+        }
+    }
+
+    /// Delivers one message to node `to`. Returns it back when the node's inbox is full.
+    #[inline]
+    fn dispatch(&mut self, to: u32, msg: Msg) -> Option<Blocked> {
+        let slot = &mut self.slots[to as usize];
+        match &mut slot.node {
+            SlotNode::Function(_) => {
+                self.call_function(to, msg);
+                None
+            }
+            SlotNode::Task { inbox: Some(tx) } => match tx.try_send(msg) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(msg)) => Some(Blocked { inbox: tx.clone(), msg }),
+                Err(mpsc::error::TrySendError::Closed(_)) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Calls a function node inline and routes what it produced.
+    pub(crate) fn call_function(&mut self, idx: u32, msg: Msg) {
+        let slot = &mut self.slots[idx as usize];
+        let SlotNode::Function(node) = &mut slot.node else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.out_buf);
+        let mut events = std::mem::take(&mut self.ev_buf);
+        let result = {
+            let mut cx = NodeCx {
+                info: &slot.info,
+                out: &mut out,
+                events: &mut events,
+                contexts: &mut self.contexts,
+                observer: &*self.observer,
+                watched: slot.watched,
+            };
+            catch_unwind(AssertUnwindSafe(|| node.on_input(msg, &mut cx)))
+        };
+        if result.is_err() {
+            events.push(NodeEvent::Error {
+                text: "internal error: the node failed while handling a message".into(),
+                msg: None,
+            });
+        }
+        for (port, m) in out.drain(..) {
+            self.emit(idx, port, m);
+        }
+        self.out_buf = out;
+        if events.is_empty() {
+            self.ev_buf = events;
+        } else {
+            for e in events.drain(..) {
+                self.handle_event(idx, e);
+            }
+            self.ev_buf = events;
+        }
+    }
+
+    /// Queues `msg` for every destination of `from`'s output `port`: the
+    /// first gets the message, the others copies (cheap: copy-on-write).
+    #[inline]
+    pub(crate) fn emit(&mut self, from: u32, port: usize, msg: Msg) {
+        let slot = &self.slots[from as usize];
+        if let Some(tap) = &self.tap {
+            tap(&slot.info, port, &msg);
+        }
+        let Some(targets) = slot.wires.get(port) else {
+            return;
+        };
+        match targets.as_slice() {
+            [] => {}
+            [only] => self.queue.push_back((*only, msg)),
+            [rest @ .., last] => {
+                for t in rest {
+                    self.queue.push_back((*t, msg.clone()));
+                }
+                self.queue.push_back((*last, msg));
+            }
+        }
+    }
+
+    pub(crate) fn log(&self, idx: u32, level: LogLevel, text: &str) {
+        let info = &self.slots[idx as usize].info;
+        match level {
+            LogLevel::Error => tracing::error!(node = %info.id, r#type = %info.type_name, "{text}"),
+            LogLevel::Warn => tracing::warn!(node = %info.id, r#type = %info.type_name, "{text}"),
+            LogLevel::Info => tracing::info!(node = %info.id, r#type = %info.type_name, "{text}"),
+        }
+        self.observer.log(info, level, text);
+    }
+
+    fn handle_event(&mut self, idx: u32, event: NodeEvent) {
+        match event {
+            NodeEvent::Error { text, msg: Some(msg) } => {
+                if !self.route_error(idx, &text, msg) {
+                    self.log(idx, LogLevel::Error, &text);
+                }
+            }
+            NodeEvent::Error { text, msg: None } => self.log(idx, LogLevel::Error, &text),
+            NodeEvent::Warn(text) => self.log(idx, LogLevel::Warn, &text),
+            NodeEvent::Info(text) => self.log(idx, LogLevel::Info, &text),
+            NodeEvent::Status(status) => {
+                self.observer.status(&self.slots[idx as usize].info, &status);
+                self.route_status(idx, &status);
+            }
+            NodeEvent::Complete(msg) => self.route_complete(idx, msg),
+        }
+    }
+
+    async fn shutdown(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        // 1. Sources stop producing; what they already sent is delivered.
+        self.root_cancel.cancel();
+        self.sources.close();
+        loop {
+            tokio::select! {
+                _ = self.sources.wait() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+                Some(ev) = self.event_rx.recv() => self.on_event(ev),
+                Some(i) = self.msg_rx.recv() => self.on_inbound(i),
+            }
+            self.drain().await;
+        }
+        while let Ok(i) = self.msg_rx.try_recv() {
+            self.on_inbound(i);
+        }
+        self.drain().await;
+        // 2. Task nodes get no more input and finish what is in their inboxes.
+        for slot in &mut self.slots {
+            if let SlotNode::Task { inbox } = &mut slot.node {
+                *inbox = None;
+            }
+        }
+        self.sinks.close();
+        loop {
+            tokio::select! {
+                _ = self.sinks.wait() => break,
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("Stop timeout reached; abandoning nodes still running.");
+                    break;
+                }
+                Some(ev) = self.event_rx.recv() => self.on_event(ev),
+                Some(i) = self.msg_rx.recv() => self.on_inbound(i),
+            }
+            self.drain().await;
+        }
+        while let Ok(ev) = self.event_rx.try_recv() {
+            self.on_event(ev);
+        }
+        self.drain().await;
+        // 3. Close function nodes and config nodes.
+        for slot in &mut self.slots {
+            if let SlotNode::Function(f) = &mut slot.node {
+                let _ = catch_unwind(AssertUnwindSafe(|| f.on_close()));
+            }
+        }
+        let configs: Vec<(Str, Arc<dyn ConfigNode>)> = self
+            .slots
+            .iter()
+            .filter_map(|s| match &s.node {
+                SlotNode::Config(c) => Some((s.info.id.clone(), c.clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, c) in configs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, c.close()).await.is_err() {
+                tracing::warn!(node = %id, "Config node did not close in time.");
+            }
+        }
+        self.observer.idle();
+    }
+}
+
+enum StartKind {
+    Function,
+    Task(Box<dyn crate::node::TaskNode>, Option<mpsc::Receiver<Msg>>),
+}

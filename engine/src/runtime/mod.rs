@@ -1,0 +1,135 @@
+//! The runtime: starts a prepared flow set and runs it on one executor task.
+//!
+//! All nodes of a flow set live on a single executor task, as all of
+//! Node-RED's nodes share one event loop: messages cross chains of function
+//! nodes inline, context and routing need no locks, and message order is
+//! deterministic. Network I/O (MQTT connections, the broker, the web server)
+//! runs on other tasks and threads, connected through bounded channels.
+
+mod executor;
+pub mod handle;
+mod routing;
+
+use crate::build::Prepared;
+use crate::msg::Msg;
+use crate::node::{NodeEvent, NodeInfo};
+use crate::observer::{NullObserver, RuntimeObserver};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Capacity of the executor's inbound message queue (from task nodes and timers).
+pub const INBOUND_CAPACITY: usize = 1024;
+/// Capacity of the executor's event queue (errors, status, completion from tasks).
+pub const EVENT_CAPACITY: usize = 1024;
+/// Default time allowed for a graceful stop.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Index and generation of a node slot in the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotRef {
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
+}
+
+/// A message entering the executor from another task.
+pub(crate) enum Inbound {
+    /// A node sent a message on one of its outputs.
+    Output { from: SlotRef, port: usize, msg: Msg },
+    /// A message for a node's input.
+    Deliver { to: SlotRef, msg: Msg },
+}
+
+/// An event reported by a node from its own task.
+pub(crate) struct Event {
+    pub(crate) from: SlotRef,
+    pub(crate) event: NodeEvent,
+}
+
+/// Called for every message a node sends (testing and tracing).
+pub type Tap = Arc<dyn Fn(&NodeInfo, usize, &Msg) + Send + Sync>;
+
+pub(crate) enum Control {
+    DeliverById {
+        id: String,
+        msg: Msg,
+        reply: oneshot::Sender<bool>,
+    },
+    Stop {
+        timeout: Duration,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Options for starting a runtime.
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    /// Receives debug messages, node logs and status.
+    pub observer: Arc<dyn RuntimeObserver>,
+    /// Sees every message a node sends.
+    pub tap: Option<Tap>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            observer: Arc::new(NullObserver),
+            tap: None,
+        }
+    }
+}
+
+/// Why a runtime call failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// No running node has that id.
+    #[error("no running node with id \"{0}\"")]
+    UnknownNode(String),
+    /// The runtime has stopped.
+    #[error("the runtime has stopped")]
+    Stopped,
+}
+
+/// A running flow set.
+pub struct Runtime {
+    ctrl: mpsc::Sender<Control>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl Runtime {
+    /// Starts every node of `prepared` (must be called inside a tokio runtime).
+    pub fn start(prepared: Prepared, options: RuntimeOptions) -> Runtime {
+        let (ctrl_tx, ctrl_rx) = mpsc::channel(64);
+        let exec = executor::Executor::new(prepared, options, ctrl_rx);
+        let join = tokio::spawn(exec.run());
+        Runtime { ctrl: ctrl_tx, join }
+    }
+
+    /// Delivers `msg` to the input of node `id` (the admin API's inject, tests).
+    pub async fn deliver(&self, id: &str, msg: Msg) -> Result<(), RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.ctrl
+            .send(Control::DeliverById {
+                id: id.to_string(),
+                msg,
+                reply,
+            })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RuntimeError::UnknownNode(id.to_string())),
+            Err(_) => Err(RuntimeError::Stopped),
+        }
+    }
+
+    /// Stops gracefully: sources stop first, messages in flight are delivered,
+    /// then every node is closed; gives up on what is left after `timeout`.
+    pub async fn stop(self, timeout: Duration) {
+        let (reply, rx) = oneshot::channel();
+        if self.ctrl.send(Control::Stop { timeout, reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.join.await;
+    }
+}
