@@ -1,2 +1,55 @@
-//! flowd's embedded MQTT broker.
+//! flowd's embedded MQTT 3.1.1 / 5.0 broker, usable on its own.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use flowd_broker::{Broker, BrokerConfig, LocalOptions, LocalPublish, QoS, SubscriptionOptions};
+//! let broker = Broker::start(BrokerConfig::default()).await?;
+//! let (client, mut messages) = broker.connect_local(LocalOptions::default()).await?;
+//! client.subscribe(vec![("sensors/#".into(), SubscriptionOptions::default())], None).await?;
+//! client.publish(LocalPublish { topic: "sensors/t1".into(), payload: "21.5".into(), qos: QoS::AtLeastOnce, ..Default::default() }).await?;
+//! let msg = messages.recv().await;
+//! broker.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Map of the modules
+//! - [`broker`]: `Broker::start(config)`, `local_addr`, `connect_local`, `shutdown`.
+//! - [`config`]: `BrokerConfig` and `Limits`, plain data with defaults.
+//! - [`codec`]: MQTT 3.1/3.1.1/5.0 packets, one file per packet type.
+//! - `listener`: TCP accept loop, connection limit.
+//! - `connection`: one network connection: CONNECT handshake, reader loop
+//!   (keep alive, inbound topic aliases), writer task (outbound aliases,
+//!   client maximum packet size).
+//! - `router`: the task owning sessions, the topic tree and retained
+//!   messages; connections talk to it over a bounded channel.
+//! - `session`: subscriptions, in-flight window and queue of one client.
+//! - [`topic`]: filter validation, matching, shared subscriptions, tree.
+//! - `retained`: the retained message store.
+//! - [`local_client`]: in-process clients with network-client semantics.
+//! - `auth`, [`passwd`], [`acl`]: Mosquitto password and ACL files.
+//! - `stats`: counters for `$SYS`.
+//! - `message`: what flows between connections and the router.
+
+pub mod acl;
+mod auth;
+pub mod broker;
 pub mod codec;
+pub mod config;
+mod connection;
+mod listener;
+pub mod local_client;
+mod message;
+pub mod passwd;
+mod retained;
+mod router;
+mod session;
+mod stats;
+pub mod topic;
+
+pub use broker::{Broker, BrokerError, VERSION};
+pub use codec::{LastWill, Properties, QoS, RetainHandling, SubscriptionOptions};
+pub use config::{BrokerConfig, Limits};
+pub use local_client::{
+    LocalClient, LocalError, LocalMessage, LocalOptions, LocalPublish, LocalReceiver,
+    MessageProperties,
+};

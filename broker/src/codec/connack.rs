@@ -27,6 +27,7 @@ pub mod reason {
     pub const SERVER_UNAVAILABLE: u8 = 0x88;
     pub const SERVER_BUSY: u8 = 0x89;
     pub const BAD_AUTH_METHOD: u8 = 0x8C;
+    pub const TOPIC_NAME_INVALID: u8 = 0x90;
     pub const PACKET_TOO_LARGE: u8 = 0x95;
     pub const QUOTA_EXCEEDED: u8 = 0x97;
 }

@@ -1,0 +1,133 @@
+//! The [`Broker`]: loads the ACL and password files, binds the listeners,
+//! starts the router, hands out local clients and shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::acl::{Acl, AclError};
+use crate::auth::Authenticator;
+use crate::config::BrokerConfig;
+use crate::connection::ConnContext;
+use crate::listener;
+use crate::local_client::{self, LocalClient, LocalError, LocalOptions, LocalReceiver};
+use crate::passwd::{PasswdError, PasswordFile};
+use crate::router::{Router, ROUTER_CHANNEL_CAPACITY};
+use crate::stats::Stats;
+
+/// The crate version, reported in `$SYS/broker/version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Acl(#[from] AclError),
+    #[error(transparent)]
+    Passwd(#[from] PasswdError),
+}
+
+/// A running broker. Dropping it without [`Broker::shutdown`] leaves its
+/// tasks running until the runtime stops.
+pub struct Broker {
+    ctx: Arc<ConnContext>,
+    mqtt_addr: Option<SocketAddr>,
+    router_stop: CancellationToken,
+    router_task: JoinHandle<()>,
+    listeners: Vec<JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Loads the configured files, binds every listener and starts serving.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let acl = config.acl_file.as_deref().map(Acl::load).transpose()?;
+        let passwords = config
+            .password_file
+            .as_deref()
+            .map(PasswordFile::load)
+            .transpose()?;
+        let auth = Authenticator {
+            allow_anonymous: config.allow_anonymous,
+            passwords,
+        };
+        let config = Arc::new(config);
+        let stats = Arc::new(Stats::default());
+        let (router_tx, router_rx) = mpsc::channel(ROUTER_CHANNEL_CAPACITY);
+        let router_stop = CancellationToken::new();
+        let router = Router::new(config.clone(), stats.clone(), acl);
+        let router_task = tokio::spawn(router.run(router_rx, router_stop.clone()));
+        let ctx = Arc::new(ConnContext {
+            router: router_tx,
+            config: config.clone(),
+            auth: Arc::new(auth),
+            stats,
+            next_conn_id: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+        });
+        let limit = Arc::new(Semaphore::new(config.limits.max_connections));
+        let mut listeners = Vec::new();
+        let mut mqtt_addr = None;
+        if let Some(addr) = config.mqtt {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|source| BrokerError::Bind { addr, source })?;
+            let bound = tcp
+                .local_addr()
+                .map_err(|source| BrokerError::Bind { addr, source })?;
+            info!(
+                "Opening ipv{} listen socket on port {}.",
+                if bound.is_ipv4() { 4 } else { 6 },
+                bound.port()
+            );
+            mqtt_addr = Some(bound);
+            listeners.push(tokio::spawn(listener::run_tcp(
+                tcp,
+                ctx.clone(),
+                limit.clone(),
+            )));
+        }
+        info!("flowd broker {VERSION} running.");
+        Ok(Broker {
+            ctx,
+            mqtt_addr,
+            router_stop,
+            router_task,
+            listeners,
+        })
+    }
+
+    /// The bound MQTT/TCP address (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr
+    }
+
+    /// Connects an in-process client. See [`crate::local_client`].
+    pub async fn connect_local(
+        &self,
+        opts: LocalOptions,
+    ) -> Result<(LocalClient, LocalReceiver), LocalError> {
+        local_client::connect(&self.ctx, opts).await
+    }
+
+    /// Stops accepting, disconnects every client (v5: reason 0x8B) and
+    /// waits for the router to stop.
+    pub async fn shutdown(self) {
+        info!("flowd broker {VERSION} terminating.");
+        self.ctx.shutdown.cancel();
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        self.router_stop.cancel();
+        let _ = self.router_task.await;
+    }
+}

@@ -1,0 +1,310 @@
+//! One network connection, over any byte stream (TCP, TLS, WebSocket):
+//! the CONNECT handshake (`handshake.rs`), then a reader loop here that
+//! decodes packets, enforces keep alive at 1.5x, resolves inbound topic
+//! aliases and forwards requests to the router, and a writer task
+//! (`writer.rs`) that drains the connection's outbox.
+//!
+//! A malformed packet or protocol error closes this connection only.
+
+mod handshake;
+mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::auth::Authenticator;
+use crate::codec::{self, disconnect_reason, Disconnect, Packet, ProtocolVersion, Publish};
+use crate::config::BrokerConfig;
+use crate::message::{CloseReason, ConnId, Inbound, Outgoing};
+use crate::stats::Stats;
+use crate::topic::valid_topic_name;
+
+/// What every connection shares: the way to the router, the settings, the
+/// authenticator and the counters.
+#[derive(Debug)]
+pub struct ConnContext {
+    pub router: mpsc::Sender<Inbound>,
+    pub config: Arc<BrokerConfig>,
+    pub auth: Arc<Authenticator>,
+    pub stats: Arc<Stats>,
+    pub next_conn_id: AtomicU64,
+    pub shutdown: CancellationToken,
+}
+
+impl ConnContext {
+    pub fn conn_id(&self) -> ConnId {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Read buffer size per connection (grows for large packets).
+const READ_BUFFER: usize = 4 * 1024;
+/// How long a closing connection waits for its writer to flush.
+const WRITER_DRAIN: Duration = Duration::from_secs(5);
+
+/// How the reader loop ended.
+enum End {
+    /// DISCONNECT received; `will` if the v5 reason asks for the will.
+    Disconnected {
+        will: bool,
+        session_expiry: Option<u32>,
+    },
+    Timeout,
+    /// EOF, I/O error, or malformed packet (v5 reason code to send, if any).
+    Error(Option<u8>),
+    /// The writer stopped (takeover, server shutdown, write error).
+    WriterClosed,
+}
+
+/// Serves one connection to its end. `allow_anonymous` is the listener's
+/// policy (Mosquitto 2: loopback only unless configured).
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    local_port: u16,
+    allow_anonymous: bool,
+    ctx: Arc<ConnContext>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    info!("New connection from {peer} on port {local_port}.");
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::with_capacity(READ_BUFFER);
+    let Some(hs) = handshake::run(&mut rd, &mut wr, &mut rbuf, peer, allow_anonymous, &ctx).await
+    else {
+        return;
+    };
+    ctx.stats.clients_connected.fetch_add(1, Ordering::Relaxed);
+    let closed = CancellationToken::new();
+    let state = writer::WriterState::new(&hs, ctx.clone());
+    let writer = tokio::spawn(writer::run(wr, hs.outbox_rx, state, closed.clone()));
+    let mut reader = Reader {
+        ctx: &ctx,
+        conn: hs.conn,
+        client: hs.client_id.clone(),
+        version: hs.version,
+        aliases: HashMap::new(),
+        connect_expiry: hs.session_expiry,
+        pings: hs.outbox.clone(),
+    };
+    let keepalive =
+        (hs.keep_alive > 0).then(|| Duration::from_millis(u64::from(hs.keep_alive) * 1500));
+    let end = reader
+        .read_loop(&mut rd, &mut rbuf, keepalive, &closed)
+        .await;
+    let client = &hs.client_id;
+    let (reason, expiry) = match end {
+        End::Disconnected {
+            will,
+            session_expiry,
+        } => {
+            info!("Client {client} disconnected.");
+            (
+                if will {
+                    CloseReason::Abnormal
+                } else {
+                    CloseReason::Normal
+                },
+                session_expiry,
+            )
+        }
+        End::Timeout => {
+            info!("Client {client} has exceeded timeout, disconnecting.");
+            hs.outbox.send(Outgoing::Disconnect(Disconnect::new(
+                disconnect_reason::KEEP_ALIVE_TIMEOUT,
+            )));
+            (CloseReason::Abnormal, None)
+        }
+        End::Error(code) => {
+            info!("Socket error on client {client}, disconnecting.");
+            if let Some(code) = code {
+                hs.outbox.send(Outgoing::Disconnect(Disconnect::new(code)));
+            }
+            (CloseReason::Abnormal, None)
+        }
+        End::WriterClosed => (CloseReason::Abnormal, None),
+    };
+    let _ = ctx
+        .router
+        .send(Inbound::Closed {
+            conn: hs.conn,
+            client: client.clone(),
+            reason,
+            session_expiry: expiry,
+        })
+        .await;
+    ctx.stats.clients_connected.fetch_sub(1, Ordering::Relaxed);
+    // The router drops its outbox sender; ours goes here, so the writer
+    // ends after flushing what is queued.
+    drop(reader);
+    drop(hs.outbox);
+    if tokio::time::timeout(WRITER_DRAIN, writer).await.is_err() {
+        debug!(client = %client, "Writer did not drain in time.");
+    }
+}
+
+struct Reader<'a> {
+    ctx: &'a ConnContext,
+    conn: ConnId,
+    client: Arc<str>,
+    version: ProtocolVersion,
+    /// Inbound topic aliases (v5), reset with every connection.
+    aliases: HashMap<u16, String>,
+    connect_expiry: u32,
+    pings: crate::message::Outbox,
+}
+
+impl Reader<'_> {
+    async fn read_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+        rbuf: &mut BytesMut,
+        keepalive: Option<Duration>,
+        closed: &CancellationToken,
+    ) -> End {
+        let max = self.ctx.config.limits.max_packet_size as usize;
+        loop {
+            loop {
+                match codec::decode(rbuf, self.version, max) {
+                    Ok(Some(packet)) => {
+                        if let Some(end) = self.handle(packet).await {
+                            return end;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(client = %self.client, error = %e, "Malformed packet.");
+                        return End::Error(self.version.is_v5().then(|| e.reason_code()));
+                    }
+                }
+            }
+            let read = async {
+                match keepalive {
+                    Some(k) => tokio::time::timeout(k, rd.read_buf(rbuf)).await.ok(),
+                    None => Some(rd.read_buf(rbuf).await),
+                }
+            };
+            tokio::select! {
+                r = read => match r {
+                    None => return End::Timeout,
+                    Some(Ok(0)) | Some(Err(_)) => return End::Error(None),
+                    Some(Ok(n)) => self.ctx.stats.bytes_in(n),
+                },
+                _ = closed.cancelled() => return End::WriterClosed,
+            }
+        }
+    }
+
+    /// Handles one packet; `Some` ends the connection.
+    async fn handle(&mut self, packet: Packet) -> Option<End> {
+        let (conn, client) = (self.conn, self.client.clone());
+        let v5 = self.version.is_v5();
+        let inbound = match packet {
+            Packet::Publish(publish) => {
+                let publish = match self.resolve_topic(publish) {
+                    Ok(p) => p,
+                    Err(code) => return Some(End::Error(v5.then_some(code))),
+                };
+                debug!(
+                    "Received PUBLISH from {client} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+                    u8::from(publish.dup),
+                    publish.qos as u8,
+                    u8::from(publish.retain),
+                    publish.pkid,
+                    publish.topic,
+                    publish.payload.len()
+                );
+                Inbound::Publish {
+                    conn,
+                    client,
+                    publish,
+                }
+            }
+            Packet::Ack(ack) => {
+                debug!(
+                    "Received {} from {client} (Mid: {})",
+                    ack.kind.name(),
+                    ack.pkid
+                );
+                Inbound::Ack { conn, client, ack }
+            }
+            Packet::Subscribe(subscribe) => {
+                debug!("Received SUBSCRIBE from {client}");
+                for (f, o) in &subscribe.filters {
+                    debug!("\t{f} (QoS {})", o.qos as u8);
+                }
+                Inbound::Subscribe {
+                    conn,
+                    client,
+                    subscribe,
+                }
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                debug!("Received UNSUBSCRIBE from {client}");
+                Inbound::Unsubscribe {
+                    conn,
+                    client,
+                    unsubscribe,
+                }
+            }
+            Packet::PingReq => {
+                debug!("Received PINGREQ from {client}");
+                self.pings.send(Outgoing::PingResp);
+                return None;
+            }
+            Packet::Disconnect(d) => {
+                debug!("Received DISCONNECT from {client}");
+                let session_expiry = d.properties.session_expiry_interval;
+                // 0 at CONNECT cannot become non-zero at DISCONNECT [MQTTv5-3.14.2-2].
+                if self.connect_expiry == 0 && session_expiry.is_some_and(|e| e > 0) {
+                    return Some(End::Error(Some(disconnect_reason::PROTOCOL_ERROR)));
+                }
+                let will = d.code == disconnect_reason::WITH_WILL;
+                return Some(End::Disconnected {
+                    will,
+                    session_expiry,
+                });
+            }
+            other => {
+                debug!(client = %client, packet = other.name(), "Unexpected packet.");
+                return Some(End::Error(v5.then_some(disconnect_reason::PROTOCOL_ERROR)));
+            }
+        };
+        if self.ctx.router.send(inbound).await.is_err() {
+            return Some(End::Error(Some(disconnect_reason::SERVER_SHUTTING_DOWN)));
+        }
+        None
+    }
+
+    /// Applies and records v5 topic aliases and checks the topic name.
+    /// `Err` carries the DISCONNECT reason code.
+    fn resolve_topic(&mut self, mut publish: Publish) -> Result<Publish, u8> {
+        if let Some(alias) = publish.properties.topic_alias.take() {
+            if alias == 0 || alias > self.ctx.config.limits.max_topic_alias {
+                return Err(disconnect_reason::TOPIC_ALIAS_INVALID);
+            }
+            if publish.topic.is_empty() {
+                publish.topic = self
+                    .aliases
+                    .get(&alias)
+                    .cloned()
+                    .ok_or(disconnect_reason::PROTOCOL_ERROR)?;
+            } else {
+                self.aliases.insert(alias, publish.topic.clone());
+            }
+        }
+        if !valid_topic_name(&publish.topic) {
+            return Err(disconnect_reason::TOPIC_NAME_INVALID);
+        }
+        Ok(publish)
+    }
+}

@@ -1,0 +1,166 @@
+//! What flows between connections and the router: routed application
+//! messages (shared, never copied per subscriber), the router's inbound
+//! requests and each connection's outbox.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::codec::{
+    Ack, ConnAck, Connect, Disconnect, Properties, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+
+/// An application message as the router holds it. One `Arc<Message>` is
+/// shared by every subscriber it is delivered to.
+#[derive(Debug)]
+pub struct Message {
+    pub topic: Arc<str>,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Publish properties without topic alias and subscription ids.
+    pub properties: Properties,
+    /// From the v5 message expiry interval.
+    pub expires_at: Option<Instant>,
+    /// The publishing client, for no-local.
+    pub publisher: Option<Arc<str>>,
+}
+
+impl Message {
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// One message on its way to one client.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub dup: bool,
+    pub pkid: u16,
+    pub subscription_ids: Vec<u32>,
+}
+
+/// Identifies one network or local connection (a client id may have
+/// several over time; stale ones are ignored by the router).
+pub type ConnId = u64;
+
+/// Why a connection ended, as the router needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// DISCONNECT with reason 0: no will.
+    Normal,
+    /// Anything else: the will is published.
+    Abnormal,
+}
+
+/// A request from a connection to the router.
+#[derive(Debug)]
+pub enum Inbound {
+    Connect {
+        conn: ConnId,
+        connect: Box<Connect>,
+        outbox: Outbox,
+        username: Option<String>,
+    },
+    Publish {
+        conn: ConnId,
+        client: Arc<str>,
+        publish: crate::codec::Publish,
+    },
+    Ack {
+        conn: ConnId,
+        client: Arc<str>,
+        ack: Ack,
+    },
+    /// A QoS 1/2 delivery the connection could not send (too large for the
+    /// client): complete it as if acknowledged.
+    Dropped {
+        conn: ConnId,
+        client: Arc<str>,
+        pkid: u16,
+    },
+    Subscribe {
+        conn: ConnId,
+        client: Arc<str>,
+        subscribe: Subscribe,
+    },
+    Unsubscribe {
+        conn: ConnId,
+        client: Arc<str>,
+        unsubscribe: Unsubscribe,
+    },
+    Closed {
+        conn: ConnId,
+        client: Arc<str>,
+        reason: CloseReason,
+        session_expiry: Option<u32>,
+    },
+}
+
+/// What the router sends to a connection.
+#[derive(Debug)]
+pub enum Outgoing {
+    ConnAck {
+        connack: ConnAck,
+    },
+    Publish(Delivery),
+    Ack(Ack),
+    SubAck(SubAck),
+    UnsubAck(UnsubAck),
+    /// Answer to PINGREQ (sent by the connection's own reader).
+    PingResp,
+    /// Send DISCONNECT (v5) and close.
+    Disconnect(Disconnect),
+}
+
+/// The router's side of a connection: an unbounded channel whose length the
+/// router bounds itself (QoS 1/2 by the in-flight window, QoS 0 by
+/// `queued_qos0`, decremented by the connection as it writes).
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pub tx: mpsc::UnboundedSender<Outgoing>,
+    pub queued_qos0: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    pub fn new() -> (Outbox, mpsc::UnboundedReceiver<Outgoing>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Outbox {
+                tx,
+                queued_qos0: Arc::new(AtomicUsize::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// Sends unless the connection is gone (then the message is dropped;
+    /// QoS 1/2 deliveries stay in the session and are resent later).
+    pub fn send(&self, out: Outgoing) {
+        let _ = self.tx.send(out);
+    }
+
+    /// Sends a QoS 0 delivery if fewer than `limit` are waiting.
+    pub fn try_send_qos0(&self, d: Delivery, limit: usize) -> bool {
+        if self.queued_qos0.load(Ordering::Relaxed) >= limit {
+            return false;
+        }
+        self.queued_qos0.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Outgoing::Publish(d)).is_err() {
+            self.queued_qos0.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Called by the connection when it has taken a QoS 0 delivery.
+    pub fn qos0_taken(counter: &AtomicUsize) {
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,162 @@
+//! SUBSCRIBE (validation, ACL, granted QoS, v5 options and subscription
+//! identifiers, retained delivery per retain handling) and UNSUBSCRIBE.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Router, SubKey, TreeSub};
+use crate::codec::{
+    Properties, QoS, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+};
+use crate::message::{ConnId, Outgoing};
+use crate::session::SessionSub;
+use crate::topic::{parse_shared, valid_filter};
+
+/// SUBACK failure codes (v5; 3.1.1 gets 0x80 for all of them).
+const UNSPECIFIED_ERROR: u8 = 0x80;
+const NOT_AUTHORIZED: u8 = 0x87;
+const TOPIC_FILTER_INVALID: u8 = 0x8F;
+/// UNSUBACK: there was no such subscription.
+const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
+
+/// A granted subscription whose retained messages are still to be sent.
+struct RetainedRequest {
+    filter: String,
+    qos: QoS,
+    id: Option<u32>,
+}
+
+impl Router {
+    pub(super) fn on_subscribe(&mut self, conn: ConnId, client: &Arc<str>, subscribe: Subscribe) {
+        if self.live_session(conn, client).is_none() {
+            return;
+        }
+        let id = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied();
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut retained = Vec::new();
+        for (filter, options) in subscribe.filters {
+            let code = self.subscribe_one(client, filter, options, id, &mut retained);
+            codes.push(code);
+        }
+        let Some(session) = self.sessions.get(client) else {
+            return;
+        };
+        if let Some(link) = &session.link {
+            let suback = SubAck {
+                pkid: subscribe.pkid,
+                properties: Properties::default(),
+                codes,
+            };
+            link.outbox.send(Outgoing::SubAck(suback));
+        }
+        let now = Instant::now();
+        for req in retained {
+            for msg in self.retained.matching(&req.filter, now) {
+                let qos = msg.qos.min(req.qos);
+                self.deliver(client, &msg, qos, true, req.id.into_iter().collect());
+            }
+        }
+    }
+
+    /// Adds one subscription; returns its SUBACK code.
+    fn subscribe_one(
+        &mut self,
+        client: &Arc<str>,
+        filter: String,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+        retained: &mut Vec<RetainedRequest>,
+    ) -> u8 {
+        let (group, inner) = match parse_shared(&filter) {
+            Err(()) => return TOPIC_FILTER_INVALID,
+            Ok(Some((group, inner))) => (Some(Arc::<str>::from(group)), inner.to_owned()),
+            Ok(None) if valid_filter(&filter) => (None, filter.clone()),
+            Ok(None) => return TOPIC_FILTER_INVALID,
+        };
+        // No-local on a shared subscription is a protocol error [MQTTv5-3.8.3-4].
+        if group.is_some() && options.no_local {
+            return UNSPECIFIED_ERROR;
+        }
+        if !self.may_subscribe(client, &inner) {
+            return NOT_AUTHORIZED;
+        }
+        let Some(session) = self.sessions.get_mut(client) else {
+            return UNSPECIFIED_ERROR;
+        };
+        let options = SubscriptionOptions {
+            qos: options.qos.min(QoS::ExactlyOnce),
+            ..options
+        };
+        let existed = session
+            .subscriptions
+            .insert(filter, SessionSub { options, id })
+            .is_some();
+        let key = SubKey {
+            client: client.clone(),
+            group: group.clone(),
+        };
+        let sub = TreeSub {
+            filter: inner.as_str().into(),
+            options,
+            id,
+        };
+        self.tree.insert(&inner, key, sub);
+        let send_retained = group.is_none()
+            && match options.retain_handling {
+                RetainHandling::OnSubscribe => true,
+                RetainHandling::OnNewSubscribe => !existed,
+                RetainHandling::Never => false,
+            };
+        if send_retained {
+            retained.push(RetainedRequest {
+                filter: inner,
+                qos: options.qos,
+                id,
+            });
+        }
+        options.qos as u8
+    }
+
+    pub(super) fn on_unsubscribe(
+        &mut self,
+        conn: ConnId,
+        client: &Arc<str>,
+        unsubscribe: Unsubscribe,
+    ) {
+        let Some(session) = self.live_session(conn, client) else {
+            return;
+        };
+        let mut removed = Vec::new();
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in unsubscribe.filters {
+            if session.subscriptions.remove(&filter).is_some() {
+                codes.push(0);
+                removed.push(filter);
+            } else {
+                codes.push(NO_SUBSCRIPTION_EXISTED);
+            }
+        }
+        if let Some(link) = &session.link {
+            let unsuback = UnsubAck {
+                pkid: unsubscribe.pkid,
+                properties: Properties::default(),
+                codes,
+            };
+            link.outbox.send(Outgoing::UnsubAck(unsuback));
+        }
+        for filter in removed {
+            let (group, inner) = crate::topic::split_shared(&filter);
+            self.tree.remove(
+                inner,
+                &SubKey {
+                    client: client.clone(),
+                    group,
+                },
+            );
+        }
+    }
+}
