@@ -1,1 +1,26 @@
-//! flowd nodes.
+//! flowd's node types: Node-RED's core nodes, one file per type, grouped as
+//! in Node-RED's palette.
+//!
+//! - [`common`]: inject, debug, catch, status, complete, comment, junction, link in/out.
+//! - [`function`]: change, switch, rbe ("filter"), template.
+//! - [`parser`]: json.
+//!
+//! [`registry`] returns a registry with every type.
+
+pub mod common;
+pub mod function;
+pub mod parser;
+
+#[cfg(test)]
+pub(crate) mod test_util;
+
+use flowd_engine::Registry;
+
+/// A registry holding every node type flowd supports.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    common::register(&mut r);
+    function::register(&mut r);
+    parser::register(&mut r);
+    r
+}
