@@ -61,6 +61,16 @@ impl<'a> BuildContext<'a> {
         self.def.wires.len()
     }
 
+    /// Destinations per output port, as written in the flows file.
+    pub fn wires(&self) -> &[Vec<String>] {
+        &self.def.wires
+    }
+
+    /// The flow set being built (to check references such as link targets).
+    pub fn flow_set(&self) -> &FlowSet {
+        self.set
+    }
+
     /// The node's environment.
     pub fn env(&self) -> &NodeEnv {
         &self.info.env

@@ -340,6 +340,11 @@ impl<'a> NodeCx<'a> {
         self.events.push(NodeEvent::Status(status));
     }
 
+    /// Logs at info level.
+    pub fn log(&mut self, text: impl fmt::Display) {
+        self.events.push(NodeEvent::Info(text.to_string()));
+    }
+
     /// The runtime observer (debug sidebar, log).
     pub fn observer(&self) -> &dyn RuntimeObserver {
         self.observer

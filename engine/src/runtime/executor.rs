@@ -210,6 +210,19 @@ impl Executor {
         }
     }
 
+    pub(crate) fn index_of(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Delivers one message and runs the queue to completion synchronously
+    /// (function nodes only: deliveries to task nodes are dropped if their inbox is full).
+    pub(crate) fn run_inline(&mut self, idx: u32, msg: Msg) {
+        self.queue.push_back((idx, msg));
+        while let Some((to, msg)) = self.queue.pop_front() {
+            let _ = self.dispatch(to, msg);
+        }
+    }
+
     fn live(&self, r: SlotRef) -> bool {
         self.slots.get(r.idx as usize).is_some_and(|s| s.gen == r.gen)
     }

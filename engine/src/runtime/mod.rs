@@ -8,6 +8,7 @@
 
 mod executor;
 pub mod handle;
+pub mod inline;
 mod routing;
 
 use crate::build::Prepared;
@@ -49,6 +50,7 @@ pub(crate) struct Event {
 /// Called for every message a node sends (testing and tracing).
 pub type Tap = Arc<dyn Fn(&NodeInfo, usize, &Msg) + Send + Sync>;
 
+/// Commands for the executor.
 pub(crate) enum Control {
     DeliverById {
         id: String,

@@ -4,6 +4,7 @@ pub mod catch;
 pub mod comment;
 pub mod complete;
 pub mod debug;
+pub mod inject;
 pub mod junction;
 pub mod link_in;
 pub mod link_out;
@@ -18,6 +19,7 @@ pub fn register(r: &mut Registry) {
     r.register(&comment::CommentType);
     r.register(&complete::CompleteType);
     r.register(&debug::DebugType);
+    r.register(&inject::InjectType);
     r.register(&junction::JunctionType);
     r.register(&link_in::LinkInType);
     r.register(&link_out::LinkOutType);
