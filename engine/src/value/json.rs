@@ -37,6 +37,29 @@ impl fmt::Display for JsonError {
     }
 }
 
+/// The text V8 (Node.js 20) gives for a `JSON.parse` failure of `source`,
+/// e.g. `Unexpected token 'o', "not json" is not valid JSON`, so that errors
+/// reaching catch nodes read as they do in Node-RED.
+pub fn js_error_message(source: &str, e: &JsonError) -> String {
+    if let Some(tok) = e.message.strip_prefix("Unexpected token ") {
+        let shown: String = if source.chars().count() <= 40 {
+            source.to_string()
+        } else {
+            let start = source[..floor_char_boundary(source, e.position)]
+                .chars()
+                .count()
+                .saturating_sub(10);
+            let snippet: String = source.chars().skip(start).take(20).collect();
+            format!("...{snippet}...")
+        };
+        return format!("Unexpected token {tok}, \"{shown}\" is not valid JSON");
+    }
+    if e.message == "Unexpected end of JSON input" {
+        return e.message.clone();
+    }
+    format!("{} at position {}", e.message, e.position)
+}
+
 /// Parses JSON text (JavaScript `JSON.parse`). Surrounding whitespace is allowed.
 pub fn parse(text: &str) -> Result<Value, JsonError> {
     let mut p = Parser {

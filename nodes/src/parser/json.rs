@@ -8,7 +8,7 @@
 use flowd_engine::config_de;
 use flowd_engine::node::{BuiltNode, BuildContext, FunctionNode, NodeCx, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
-use flowd_engine::value::json::{self, JsonError};
+use flowd_engine::value::json;
 use flowd_engine::value::path::Path;
 use flowd_engine::{Msg, Value};
 use serde::Deserialize;
@@ -108,24 +108,6 @@ impl NodeType for JsonType {
     }
 }
 
-/// V8-style text for a JSON.parse failure (`Unexpected token 'x', "..." is not valid JSON`).
-pub fn parse_error_text(source: &str, e: &JsonError) -> String {
-    if let Some(tok) = e.message.strip_prefix("Unexpected token ") {
-        let shown: String = if source.chars().count() <= 40 {
-            source.to_string()
-        } else {
-            let start = source[..e.position.min(source.len())].chars().count().saturating_sub(10);
-            let snippet: String = source.chars().skip(start).take(20).collect();
-            format!("...{snippet}...")
-        };
-        return format!("Unexpected token {tok}, \"{shown}\" is not valid JSON");
-    }
-    if e.message == "Unexpected end of JSON input" {
-        return e.message.clone();
-    }
-    format!("{} at position {}", e.message, e.position)
-}
-
 impl FunctionNode for JsonNode {
     fn on_input(&mut self, mut msg: Msg, cx: &mut NodeCx<'_>) {
         let value = match msg.get_expr(&self.property) {
@@ -147,7 +129,7 @@ impl FunctionNode for JsonNode {
                 match json::parse(&text) {
                     Ok(parsed) => Some(parsed),
                     Err(e) => {
-                        let err = parse_error_text(&text, &e);
+                        let err = json::js_error_message(&text, &e);
                         cx.error(err, msg);
                         return;
                     }
@@ -297,11 +279,17 @@ mod tests {
         assert!(text.contains("field \"property\""), "{text}");
     }
 
-    #[test]
-    fn v8_style_messages() {
-        let e = json::parse("not json").unwrap_err();
-        assert_eq!(super::parse_error_text("not json", &e), "Unexpected token 'o', \"not json\" is not valid JSON");
-        let e = json::parse("").unwrap_err();
-        assert_eq!(super::parse_error_text("", &e), "Unexpected end of JSON input");
+    #[tokio::test]
+    async fn parse_errors_read_like_node() {
+        let mut f = start(json!([
+            {"id":"j","type":"json"},
+            {"id":"c","type":"catch","scope":null}
+        ]))
+        .await;
+        f.send("j", Msg::with_payload("not json")).await;
+        let caught = f.next_from("c").await.msg;
+        let err = caught.get("error").unwrap().as_object().unwrap();
+        assert_eq!(err.get("message"), Some(&Value::str("Unexpected token 'o', \"not json\" is not valid JSON")));
+        f.stop().await;
     }
 }
