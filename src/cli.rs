@@ -105,7 +105,11 @@ fn run(path: &Path, quiet: bool, stop_timeout: Duration) -> anyhow::Result<ExitC
     let prepared = match prepare_text(&flowd_nodes::registry(), &text) {
         Ok(p) => p,
         Err(errors) => {
-            eprintln!("flowd: {} has {} error(s); nothing started:", path.display(), errors.len());
+            eprintln!(
+                "flowd: {} has {} error(s); nothing started:",
+                path.display(),
+                errors.len()
+            );
             print_errors(&errors, false);
             return Ok(ExitCode::from(EXIT_INVALID));
         }

@@ -41,14 +41,22 @@ fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
 
 #[test]
 fn validate_accepts_the_demo() {
-    let out = output(flowd().arg("validate").arg(repo_file("flows/temperature-demo.json")));
+    let out = output(
+        flowd()
+            .arg("validate")
+            .arg(repo_file("flows/temperature-demo.json")),
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
     assert!(out.status.success());
 }
 
 #[test]
 fn validate_lists_every_fault_and_exits_2() {
-    let out = output(flowd().arg("validate").arg(repo_file("tests/fixtures/many-faults.json")));
+    let out = output(
+        flowd()
+            .arg("validate")
+            .arg(repo_file("tests/fixtures/many-faults.json")),
+    );
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
@@ -61,7 +69,10 @@ fn validate_lists_every_fault_and_exits_2() {
         "node \"rbe1\" (rbe) on tab \"Broken flow\", field \"gap\": \"lots\" is not a non-negative number or percentage",
     ];
     for e in expect {
-        assert!(lines.iter().any(|l| l.starts_with(e)), "missing {e:?} in:\n{text}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{text}"
+        );
     }
     assert_eq!(lines.len(), expect.len(), "{text}");
 }
@@ -70,7 +81,11 @@ fn validate_lists_every_fault_and_exits_2() {
 fn invalid_json_names_line_and_column() {
     let dir = tempdir();
     let path = dir.join("bad.json");
-    std::fs::write(&path, "[\n  {\"id\": \"a\", \"type\": \"tab\"},\n  {\"id\": }\n]\n").unwrap();
+    std::fs::write(
+        &path,
+        "[\n  {\"id\": \"a\", \"type\": \"tab\"},\n  {\"id\": }\n]\n",
+    )
+    .unwrap();
     let out = output(flowd().arg("validate").arg(&path));
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -79,12 +94,19 @@ fn invalid_json_names_line_and_column() {
 
 #[test]
 fn run_with_an_invalid_file_starts_nothing() {
-    let out = output(flowd().arg("run").arg(repo_file("tests/fixtures/many-faults.json")));
+    let out = output(
+        flowd()
+            .arg("run")
+            .arg(repo_file("tests/fixtures/many-faults.json")),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("6 error(s); nothing started"), "{err}");
-    assert!(err.contains("unknown node type \"function-of-doom\""), "{err}");
+    assert!(
+        err.contains("unknown node type \"function-of-doom\""),
+        "{err}"
+    );
     assert!(!err.contains("Started flows"), "{err}");
 }
 
@@ -96,7 +118,11 @@ fn missing_file_is_a_clear_error() {
 }
 
 fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("flowd-cli-{}-{}", std::process::id(), fastrand_u64()));
+    let d = std::env::temp_dir().join(format!(
+        "flowd-cli-{}-{}",
+        std::process::id(),
+        fastrand_u64()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -115,7 +141,11 @@ fn run_demo(sig: &str, quiet: bool) -> (Output, Vec<Json>) {
     if quiet {
         cmd.arg("--quiet");
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -130,7 +160,9 @@ fn run_demo(sig: &str, quiet: bool) -> (Output, Vec<Json>) {
     // Readings arrive at 0.5, 1.0, 1.5 and 2.5 s; wait for at least 6 lines.
     while Instant::now() < deadline && lines.len() < 6 {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-            lines.push(serde_json::from_str::<Json>(&l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")));
+            lines.push(
+                serde_json::from_str::<Json>(&l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")),
+            );
         }
     }
     signal(&child, sig);
@@ -144,7 +176,12 @@ fn run_demo(sig: &str, quiet: bool) -> (Output, Vec<Json>) {
 #[test]
 fn demo_prints_one_alert_per_temperature_change_and_stops_on_sigint() {
     let (out, lines) = run_demo("INT", false);
-    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(lines.len() >= 6, "{lines:?}");
     // Expected alerts: one per change of temperature per topic, in order.
     let mut last: std::collections::HashMap<String, Json> = Default::default();

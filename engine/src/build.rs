@@ -109,7 +109,11 @@ impl<'a> BuildContext<'a> {
 
     /// The config node of `expected_type` whose id is in property `field`.
     /// Reports a missing, disabled, invalid or wrong-typed reference.
-    pub fn config_node<T: ConfigNode>(&mut self, field: &str, expected_type: &str) -> Option<Arc<T>> {
+    pub fn config_node<T: ConfigNode>(
+        &mut self,
+        field: &str,
+        expected_type: &str,
+    ) -> Option<Arc<T>> {
         let id = match self.props.get(field) {
             Some(Json::String(s)) if !s.is_empty() => s.clone(),
             _ => {
@@ -138,19 +142,28 @@ impl<'a> BuildContext<'a> {
         if let Some(z) = &target.z {
             let is_tab = self.set.get(z).is_some_and(|t| t.type_name == TAB);
             if is_tab && self.info.z.as_deref() != Some(z.as_str()) {
-                self.error(field, format!("config node \"{id}\" belongs to another tab"));
+                self.error(
+                    field,
+                    format!("config node \"{id}\" belongs to another tab"),
+                );
                 return None;
             }
         }
         let Some(node) = self.configs.get(&id) else {
-            self.error(field, format!("config node \"{id}\" is invalid (see its errors)"));
+            self.error(
+                field,
+                format!("config node \"{id}\" is invalid (see its errors)"),
+            );
             return None;
         };
         let any: Arc<dyn Any + Send + Sync> = node.clone();
         match any.downcast::<T>() {
             Ok(t) => Some(t),
             Err(_) => {
-                self.error(field, format!("config node \"{id}\" has an unexpected implementation"));
+                self.error(
+                    field,
+                    format!("config node \"{id}\" has an unexpected implementation"),
+                );
                 None
             }
         }
@@ -169,7 +182,12 @@ pub fn prepare_json(registry: &Registry, doc: Json) -> Result<Prepared, Validati
     prepare(registry, set, errors)
 }
 
-fn tab_scope(set: &FlowSet, z: &str, global: &Option<Arc<EnvScope>>, cache: &mut HashMap<String, Arc<EnvScope>>) -> Option<Arc<EnvScope>> {
+fn tab_scope(
+    set: &FlowSet,
+    z: &str,
+    global: &Option<Arc<EnvScope>>,
+    cache: &mut HashMap<String, Arc<EnvScope>>,
+) -> Option<Arc<EnvScope>> {
     if let Some(s) = cache.get(z) {
         return Some(s.clone());
     }
@@ -179,7 +197,12 @@ fn tab_scope(set: &FlowSet, z: &str, global: &Option<Arc<EnvScope>>, cache: &mut
     Some(s)
 }
 
-fn group_scope(set: &FlowSet, g: &str, parent: Option<Arc<EnvScope>>, depth: usize) -> Option<Arc<EnvScope>> {
+fn group_scope(
+    set: &FlowSet,
+    g: &str,
+    parent: Option<Arc<EnvScope>>,
+    depth: usize,
+) -> Option<Arc<EnvScope>> {
     let group = set.get(g).filter(|n| n.type_name == GROUP)?;
     let parent = match (&group.g, depth < 16) {
         (Some(outer), true) => group_scope(set, outer, parent.clone(), depth + 1).or(parent),
@@ -188,7 +211,12 @@ fn group_scope(set: &FlowSet, g: &str, parent: Option<Arc<EnvScope>>, depth: usi
     Some(EnvScope::from_entries(group.raw.get("env"), parent))
 }
 
-fn node_info(set: &FlowSet, def: &NodeDef, global: &Option<Arc<EnvScope>>, tabs: &mut HashMap<String, Arc<EnvScope>>) -> NodeInfo {
+fn node_info(
+    set: &FlowSet,
+    def: &NodeDef,
+    global: &Option<Arc<EnvScope>>,
+    tabs: &mut HashMap<String, Arc<EnvScope>>,
+) -> NodeInfo {
     let tab_label = set.tab_label(def.z.as_deref());
     let mut scope = match &def.z {
         Some(z) => tab_scope(set, z, global, tabs).or_else(|| global.clone()),
@@ -214,7 +242,12 @@ fn node_info(set: &FlowSet, def: &NodeDef, global: &Option<Arc<EnvScope>>, tabs:
             builtins.push(("NR_GROUP_ID", g.clone()));
             builtins.push((
                 "NR_GROUP_NAME",
-                group.raw.get("name").and_then(Json::as_str).unwrap_or("").to_string(),
+                group
+                    .raw
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             ));
         }
         scope = group_scope(set, g, scope.clone(), 0).or(scope);
@@ -243,11 +276,21 @@ fn config_refs<'s>(def: &NodeDef, config_ids: &HashSet<&'s str>) -> Vec<&'s str>
 
 /// Validates a flow set and builds every node; `errors` are structural
 /// problems found while parsing, reported together with the rest.
-pub fn prepare(registry: &Registry, set: FlowSet, mut errors: Vec<ValidationError>) -> Result<Prepared, ValidationErrors> {
+pub fn prepare(
+    registry: &Registry,
+    set: FlowSet,
+    mut errors: Vec<ValidationError>,
+) -> Result<Prepared, ValidationErrors> {
     let disabled_tabs: HashSet<&str> = set
         .nodes
         .iter()
-        .filter(|n| n.type_name == TAB && n.raw.get("disabled").and_then(Json::as_bool).unwrap_or(false))
+        .filter(|n| {
+            n.type_name == TAB
+                && n.raw
+                    .get("disabled")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false)
+        })
         .map(|n| n.id.as_str())
         .collect();
     let subflows: HashSet<&str> = set
@@ -304,9 +347,9 @@ pub fn prepare(registry: &Registry, set: FlowSet, mut errors: Vec<ValidationErro
     let mut prepared: Vec<PreparedNode> = Vec::new();
 
     let build_one = |def: &NodeDef,
-                         configs: &HashMap<String, Arc<dyn ConfigNode>>,
-                         errors: &mut Vec<ValidationError>,
-                         tab_scopes: &mut HashMap<String, Arc<EnvScope>>|
+                     configs: &HashMap<String, Arc<dyn ConfigNode>>,
+                     errors: &mut Vec<ValidationError>,
+                     tab_scopes: &mut HashMap<String, Arc<EnvScope>>|
      -> Option<PreparedNode> {
         let info = node_info(&set, def, &global_env, tab_scopes);
         let mut props = def.raw.clone();
@@ -354,8 +397,16 @@ pub fn prepare(registry: &Registry, set: FlowSet, mut errors: Vec<ValidationErro
                 .all(|r| configs.contains_key(*r) || failed.contains(r))
         });
         // A cycle: build the rest anyway; their references report errors.
-        let batch = if ready.is_empty() { blocked.clone() } else { ready };
-        let rest: Vec<&NodeDef> = if batch.len() == pending.len() { Vec::new() } else { blocked };
+        let batch = if ready.is_empty() {
+            blocked.clone()
+        } else {
+            ready
+        };
+        let rest: Vec<&NodeDef> = if batch.len() == pending.len() {
+            Vec::new()
+        } else {
+            blocked
+        };
         for def in batch {
             match build_one(def, &configs, &mut errors, &mut tab_scopes) {
                 Some(p) => {
@@ -379,7 +430,10 @@ pub fn prepare(registry: &Registry, set: FlowSet, mut errors: Vec<ValidationErro
     }
 
     if errors.is_empty() {
-        Ok(Prepared { set, nodes: prepared })
+        Ok(Prepared {
+            set,
+            nodes: prepared,
+        })
     } else {
         Err(ValidationErrors(errors))
     }

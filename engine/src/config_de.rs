@@ -14,7 +14,11 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Json::Number(n) => js_number_to_string(n.as_f64().unwrap_or(f64::NAN)),
         Json::Bool(b) => b.to_string(),
         Json::Null => String::new(),
-        other => return Err(serde::de::Error::custom(format!("expected a string, found {other}"))),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a string, found {other}"
+            )))
+        }
     })
 }
 
@@ -25,7 +29,9 @@ pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         Json::String(s) if s == "true" => Ok(true),
         Json::String(s) if s == "false" || s.is_empty() => Ok(false),
         Json::Null => Ok(false),
-        other => Err(serde::de::Error::custom(format!("expected true or false, found {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "expected true or false, found {other}"
+        ))),
     }
 }
 
@@ -37,12 +43,16 @@ pub fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Err
         Json::String(s) => {
             let n = crate::value::string_to_number(&s);
             if n.is_nan() {
-                Err(serde::de::Error::custom(format!("expected a number, found \"{s}\"")))
+                Err(serde::de::Error::custom(format!(
+                    "expected a number, found \"{s}\""
+                )))
             } else {
                 Ok(Some(n))
             }
         }
         Json::Null => Ok(None),
-        other => Err(serde::de::Error::custom(format!("expected a number, found {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a number, found {other}"
+        ))),
     }
 }

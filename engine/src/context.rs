@@ -77,14 +77,28 @@ impl ContextStore {
     }
 
     /// Reads `key` (a path) in `scope` as `info`'s node sees it.
-    pub fn get(&self, scope: ContextScope, info: &NodeInfo, key: &str) -> Result<Option<Value>, PathError> {
+    pub fn get(
+        &self,
+        scope: ContextScope,
+        info: &NodeInfo,
+        key: &str,
+    ) -> Result<Option<Value>, PathError> {
         let (_, key) = split_store(key);
         let p = Path::parse(key)?;
-        Ok(self.object(scope, info).and_then(|o| path::get(o, &p)).cloned())
+        Ok(self
+            .object(scope, info)
+            .and_then(|o| path::get(o, &p))
+            .cloned())
     }
 
     /// Writes `key`; `None` deletes it.
-    pub fn set(&mut self, scope: ContextScope, info: &NodeInfo, key: &str, value: Option<Value>) -> Result<(), PathError> {
+    pub fn set(
+        &mut self,
+        scope: ContextScope,
+        info: &NodeInfo,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<(), PathError> {
         let (_, key) = split_store(key);
         let p = Path::parse(key)?;
         let obj = self.object_mut(scope, info);
@@ -129,11 +143,24 @@ mod tests {
         let a = info("a", "t1");
         let b = info("b", "t1");
         let other = info("c", "t2");
-        c.set(ContextScope::Flow, &a, "x.y", Some(Value::Number(1.0))).unwrap();
-        c.set(ContextScope::Global, &a, "#:(file)::g", Some(Value::str("v"))).unwrap();
-        assert_eq!(c.get(ContextScope::Flow, &b, "x.y").unwrap(), Some(Value::Number(1.0)));
+        c.set(ContextScope::Flow, &a, "x.y", Some(Value::Number(1.0)))
+            .unwrap();
+        c.set(
+            ContextScope::Global,
+            &a,
+            "#:(file)::g",
+            Some(Value::str("v")),
+        )
+        .unwrap();
+        assert_eq!(
+            c.get(ContextScope::Flow, &b, "x.y").unwrap(),
+            Some(Value::Number(1.0))
+        );
         assert_eq!(c.get(ContextScope::Flow, &other, "x.y").unwrap(), None);
-        assert_eq!(c.get(ContextScope::Global, &other, "g").unwrap(), Some(Value::str("v")));
+        assert_eq!(
+            c.get(ContextScope::Global, &other, "g").unwrap(),
+            Some(Value::str("v"))
+        );
         c.set(ContextScope::Flow, &a, "x.y", None).unwrap();
         assert_eq!(c.get(ContextScope::Flow, &b, "x.y").unwrap(), None);
     }
@@ -142,8 +169,12 @@ mod tests {
     fn node_context_is_private_and_cleared() {
         let mut c = ContextStore::new();
         let a = info("a", "t1");
-        c.set(ContextScope::Node, &a, "n", Some(Value::Bool(true))).unwrap();
-        assert_eq!(c.get(ContextScope::Node, &info("b", "t1"), "n").unwrap(), None);
+        c.set(ContextScope::Node, &a, "n", Some(Value::Bool(true)))
+            .unwrap();
+        assert_eq!(
+            c.get(ContextScope::Node, &info("b", "t1"), "n").unwrap(),
+            None
+        );
         c.clear_node("a");
         assert_eq!(c.get(ContextScope::Node, &a, "n").unwrap(), None);
     }

@@ -93,22 +93,27 @@ impl Msg {
 
     /// Reads a property expression, resolving nested `[msg.x]` references.
     pub fn get_expr(&self, p: &Path) -> Result<Option<&Value>, PathError> {
+        if !p.has_refs() {
+            return Ok(path::get(&self.0, p));
+        }
         let resolved = p.resolve(&self.0)?;
-        // Re-borrow: resolution only reads.
-        Ok(match resolved {
-            std::borrow::Cow::Borrowed(p) => path::get(&self.0, p),
-            std::borrow::Cow::Owned(p) => path::get(&self.0, &p),
-        })
+        Ok(path::get(&self.0, &resolved))
     }
 
     /// Sets a property expression, creating missing parents.
     pub fn set_expr(&mut self, p: &Path, v: Value) -> Result<(), PathError> {
+        if !p.has_refs() {
+            return path::set(&mut self.0, p, v, true);
+        }
         let resolved = p.resolve(&self.0)?.into_owned();
         path::set(&mut self.0, &resolved, v, true)
     }
 
     /// Deletes a property expression; returns the removed value.
     pub fn delete_expr(&mut self, p: &Path) -> Result<Option<Value>, PathError> {
+        if !p.has_refs() {
+            return Ok(path::delete(&mut self.0, p));
+        }
         let resolved = p.resolve(&self.0)?.into_owned();
         Ok(path::delete(&mut self.0, &resolved))
     }
@@ -144,7 +149,9 @@ mod tests {
         let b = Msg::new();
         let id = a.msgid().unwrap();
         assert_eq!(id.len(), 16);
-        assert!(id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(id
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a.msgid(), b.msgid());
     }
 

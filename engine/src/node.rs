@@ -361,7 +361,12 @@ impl<'a> NodeCx<'a> {
     }
 
     /// Writes (or with `None` deletes) a context value.
-    pub fn context_set(&mut self, scope: ContextScope, key: &str, value: Option<Value>) -> Result<(), PathError> {
+    pub fn context_set(
+        &mut self,
+        scope: ContextScope,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<(), PathError> {
         self.contexts.set(scope, self.info, key, value)
     }
 }

@@ -111,7 +111,14 @@ pub struct NodeDescriptor {
 
 impl NodeDescriptor {
     /// A descriptor with the basics; add properties with [`NodeDescriptor::prop`].
-    pub fn new(type_name: &str, category: &str, set: &str, color: &str, inputs: u8, outputs: u8) -> Self {
+    pub fn new(
+        type_name: &str,
+        category: &str,
+        set: &str,
+        color: &str,
+        inputs: u8,
+        outputs: u8,
+    ) -> Self {
         NodeDescriptor {
             type_name: type_name.to_string(),
             category: category.to_string(),

@@ -2,7 +2,7 @@
 //! load a flow set, send a message into any node, await what each node sends,
 //! and inspect debug output, logs and status, all with timeouts.
 //!
-//! ```ignore
+//! ```text
 //! let mut flow = TestFlow::start(&registry, json!([...])).await?;
 //! flow.send("json1", Msg::with_payload("{\"a\":1}")).await;
 //! let out = flow.next_from("json1").await;
@@ -72,7 +72,12 @@ impl RecordingObserver {
     }
 
     /// Waits until `pred` holds for this observer, or panics after `within`.
-    pub async fn wait_until(&self, within: Duration, what: &str, pred: impl Fn(&RecordingObserver) -> bool) {
+    pub async fn wait_until(
+        &self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&RecordingObserver) -> bool,
+    ) {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let notified = self.changed.notified();
@@ -125,7 +130,10 @@ pub struct TestFlow {
 
 impl TestFlow {
     /// Validates and starts `flows` (a flows.json document).
-    pub async fn start(registry: &Registry, flows: serde_json::Value) -> Result<TestFlow, ValidationErrors> {
+    pub async fn start(
+        registry: &Registry,
+        flows: serde_json::Value,
+    ) -> Result<TestFlow, ValidationErrors> {
         let prepared = prepare_json(registry, flows)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let observer = Arc::new(RecordingObserver::default());
@@ -187,7 +195,11 @@ impl TestFlow {
     /// Asserts node `id` sends nothing within `within`.
     pub async fn expect_nothing_from(&mut self, id: &str, within: Duration) {
         if let Some(s) = self.next_from_within(id, within).await {
-            panic!("node {id} unexpectedly sent {} on port {}", s.msg.to_json(), s.port);
+            panic!(
+                "node {id} unexpectedly sent {} on port {}",
+                s.msg.to_json(),
+                s.port
+            );
         }
     }
 
@@ -195,7 +207,13 @@ impl TestFlow {
     pub async fn collect_from(&mut self, id: &str, within: Duration) -> Vec<Sent> {
         let deadline = tokio::time::Instant::now() + within;
         let mut out = Vec::new();
-        while let Some(s) = self.next_from_within(id, deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+        while let Some(s) = self
+            .next_from_within(
+                id,
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            )
+            .await
+        {
             out.push(s);
         }
         out

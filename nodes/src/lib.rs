@@ -3,13 +3,15 @@
 //!
 //! - [`common`]: inject, debug, catch, status, complete, comment, junction, link in/out.
 //! - [`function`]: change, switch, rbe ("filter"), template.
-//! - [`parser`]: json.
+//! - [`parser`]: json (parsers).
+//! - [`typed_value`]: Node-RED's typed inputs (str, num, json, msg, flow, env, ...), shared by nodes.
 //!
 //! [`registry`] returns a registry with every type.
 
 pub mod common;
 pub mod function;
 pub mod parser;
+pub mod typed_value;
 
 #[cfg(test)]
 pub(crate) mod test_util;

@@ -22,7 +22,10 @@ pub fn on_tab(nodes: Json) -> Json {
     let mut all = vec![json!({"id": "t1", "type": "tab", "label": "Flow 1"})];
     for mut n in nodes.as_array().cloned().unwrap_or_default() {
         if let Some(o) = n.as_object_mut() {
-            let config = o.get("type").and_then(Json::as_str).is_some_and(|t| t == "mqtt-broker");
+            let config = o
+                .get("type")
+                .and_then(Json::as_str)
+                .is_some_and(|t| t == "mqtt-broker");
             if !config {
                 o.entry("z").or_insert(json!("t1"));
                 o.entry("x").or_insert(json!(100));

@@ -17,7 +17,10 @@ pub struct EnvScope {
 impl EnvScope {
     /// Evaluates an `env` array; `type: "env"` entries read the enclosing scopes.
     pub fn from_entries(entries: Option<&Json>, parent: Option<Arc<EnvScope>>) -> Arc<EnvScope> {
-        let mut scope = EnvScope { vars: Vec::new(), parent };
+        let mut scope = EnvScope {
+            vars: Vec::new(),
+            parent,
+        };
         if let Some(Json::Array(items)) = entries {
             for item in items {
                 let Some(name) = item.get("name").and_then(Json::as_str) else {
@@ -35,7 +38,10 @@ impl EnvScope {
                     "json" => json::parse(&raw).unwrap_or(Value::string(raw)),
                     "bin" => match json::parse(&raw) {
                         Ok(Value::Array(a)) => Value::Buffer(
-                            a.iter().map(|x| x.to_number() as u8).collect::<Vec<u8>>().into(),
+                            a.iter()
+                                .map(|x| x.to_number() as u8)
+                                .collect::<Vec<u8>>()
+                                .into(),
                         ),
                         _ => Value::Buffer(raw.into_bytes().into()),
                     },
@@ -155,7 +161,8 @@ mod tests {
 
     #[test]
     fn scopes_chain_and_types_evaluate() {
-        let global = EnvScope::from_entries(Some(&json!([{"name":"G","value":"g","type":"str"}])), None);
+        let global =
+            EnvScope::from_entries(Some(&json!([{"name":"G","value":"g","type":"str"}])), None);
         let tab = EnvScope::from_entries(
             Some(&json!([
                 {"name":"N","value":"5","type":"num"},
@@ -177,7 +184,10 @@ mod tests {
 
     #[test]
     fn substitution_is_recursive_and_leaves_unset_names() {
-        let tab = EnvScope::from_entries(Some(&json!([{"name":"T","value":"topic/a"},{"name":"N","value":"3","type":"num"}])), None);
+        let tab = EnvScope::from_entries(
+            Some(&json!([{"name":"T","value":"topic/a"},{"name":"N","value":"3","type":"num"}])),
+            None,
+        );
         let env = NodeEnv::new(vec![], Some(tab));
         let mut raw = json!({"topic":"${T}","rules":[{"to":"${N}"},{"to":"x ${T}"}],"other":"${FLOWD_UNSET_XYZ}"})
             .as_object()

@@ -68,16 +68,23 @@ pub struct FlowSet {
 impl FlowSet {
     /// Tabs in file order.
     pub fn tabs(&self) -> impl Iterator<Item = TabDef> + '_ {
-        self.nodes.iter().filter(|n| n.type_name == TAB).map(|n| TabDef {
-            id: n.id.clone(),
-            label: n
-                .raw
-                .get("label")
-                .and_then(Json::as_str)
-                .unwrap_or(&n.id)
-                .to_string(),
-            disabled: n.raw.get("disabled").and_then(Json::as_bool).unwrap_or(false),
-        })
+        self.nodes
+            .iter()
+            .filter(|n| n.type_name == TAB)
+            .map(|n| TabDef {
+                id: n.id.clone(),
+                label: n
+                    .raw
+                    .get("label")
+                    .and_then(Json::as_str)
+                    .unwrap_or(&n.id)
+                    .to_string(),
+                disabled: n
+                    .raw
+                    .get("disabled")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false),
+            })
     }
 
     /// The entry with `id`.
@@ -103,7 +110,10 @@ impl FlowSet {
 
     /// The flow array as JSON values, in original order (without credentials).
     pub fn to_json(&self) -> Vec<Json> {
-        self.nodes.iter().map(|n| Json::Object(n.raw.clone())).collect()
+        self.nodes
+            .iter()
+            .map(|n| Json::Object(n.raw.clone()))
+            .collect()
     }
 }
 
@@ -126,7 +136,12 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-fn field_error(def: &NodeDef, tab: Option<String>, field: &str, message: impl Into<String>) -> ValidationError {
+fn field_error(
+    def: &NodeDef,
+    tab: Option<String>,
+    field: &str,
+    message: impl Into<String>,
+) -> ValidationError {
     ValidationError {
         node: Some(def.id.clone()),
         node_type: Some(def.type_name.clone()),
@@ -175,7 +190,9 @@ pub fn from_json(doc: Json) -> (FlowSet, Vec<ValidationError>) {
     let mut seen = HashSet::new();
     for (index, entry) in entries.into_iter().enumerate() {
         let Json::Object(mut raw) = entry else {
-            errors.push(ValidationError::file(format!("entry {index} is not an object")));
+            errors.push(ValidationError::file(format!(
+                "entry {index} is not an object"
+            )));
             continue;
         };
         let id = match raw.get("id") {
@@ -253,10 +270,20 @@ pub fn from_json(doc: Json) -> (FlowSet, Vec<ValidationError>) {
                     }
                 }
                 if !ok {
-                    errors.push(field_error(&def, None, "wires", "each output must be an array of node ids"));
+                    errors.push(field_error(
+                        &def,
+                        None,
+                        "wires",
+                        "each output must be an array of node ids",
+                    ));
                 }
             }
-            Some(_) => errors.push(field_error(&def, None, "wires", "must be an array of outputs")),
+            Some(_) => errors.push(field_error(
+                &def,
+                None,
+                "wires",
+                "must be an array of outputs",
+            )),
         }
         def.raw = raw;
         set.nodes.push(def);
@@ -281,9 +308,12 @@ fn check_references(set: &FlowSet, errors: &mut Vec<ValidationError>) {
         if !n.is_config && n.type_name != GROUP {
             match &n.z {
                 None => errors.push(field_error(n, None, "z", "flow node is not on any tab")),
-                Some(z) if !is_container(z) => {
-                    errors.push(field_error(n, None, "z", format!("tab \"{z}\" does not exist")))
-                }
+                Some(z) if !is_container(z) => errors.push(field_error(
+                    n,
+                    None,
+                    "z",
+                    format!("tab \"{z}\" does not exist"),
+                )),
                 _ => {}
             }
         }
@@ -348,9 +378,13 @@ mod tests {
         ]));
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(errs.len(), 6, "{text:#?}");
-        assert!(text.iter().any(|t| t.contains("missing node \"missing\"") && t.contains("on tab \"Main\"")));
+        assert!(text
+            .iter()
+            .any(|t| t.contains("missing node \"missing\"") && t.contains("on tab \"Main\"")));
         assert!(text.iter().any(|t| t.contains("duplicate node id")));
-        assert!(text.iter().any(|t| t.contains("tab \"nope\" does not exist")));
+        assert!(text
+            .iter()
+            .any(|t| t.contains("tab \"nope\" does not exist")));
     }
 
     #[test]

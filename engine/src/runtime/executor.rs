@@ -8,7 +8,9 @@
 
 use super::handle::NodeHandle;
 use super::routing::Routes;
-use super::{Control, Event, Inbound, RuntimeOptions, SlotRef, Tap, EVENT_CAPACITY, INBOUND_CAPACITY};
+use super::{
+    Control, Event, Inbound, RuntimeOptions, SlotRef, Tap, EVENT_CAPACITY, INBOUND_CAPACITY,
+};
 use crate::build::Prepared;
 use crate::context::ContextStore;
 use crate::msg::Msg;
@@ -69,7 +71,11 @@ struct Blocked {
 }
 
 impl Executor {
-    pub(crate) fn new(prepared: Prepared, options: RuntimeOptions, ctrl_rx: mpsc::Receiver<Control>) -> Executor {
+    pub(crate) fn new(
+        prepared: Prepared,
+        options: RuntimeOptions,
+        ctrl_rx: mpsc::Receiver<Control>,
+    ) -> Executor {
         let (msg_tx, msg_rx) = mpsc::channel(INBOUND_CAPACITY);
         let (event_tx, event_rx) = mpsc::channel(EVENT_CAPACITY);
         let root_cancel = CancellationToken::new();
@@ -88,7 +94,11 @@ impl Executor {
         let mut starters: Vec<(u32, StartKind)> = Vec::new();
         for (i, p) in prepared.nodes.into_iter().enumerate() {
             let idx = i as u32;
-            let resolve = |ids: &[String]| -> Vec<u32> { ids.iter().filter_map(|id| by_id.get(id.as_str()).copied()).collect() };
+            let resolve = |ids: &[String]| -> Vec<u32> {
+                ids.iter()
+                    .filter_map(|id| by_id.get(id.as_str()).copied())
+                    .collect()
+            };
             let mut wires: Vec<Vec<u32>> = p.wires.iter().map(|w| resolve(w)).collect();
             if !p.built.links.is_empty() {
                 if wires.is_empty() {
@@ -152,7 +162,11 @@ impl Executor {
                 msg_tx: msg_tx.clone(),
                 event_tx: event_tx.clone(),
                 cancel: root_cancel.child_token(),
-                tracker: if is_sink { sinks.clone() } else { sources.clone() },
+                tracker: if is_sink {
+                    sinks.clone()
+                } else {
+                    sources.clone()
+                },
             };
             match kind {
                 StartKind::Function => {
@@ -224,12 +238,16 @@ impl Executor {
     }
 
     fn live(&self, r: SlotRef) -> bool {
-        self.slots.get(r.idx as usize).is_some_and(|s| s.gen == r.gen)
+        self.slots
+            .get(r.idx as usize)
+            .is_some_and(|s| s.gen == r.gen)
     }
 
     fn on_inbound(&mut self, inbound: Inbound) {
         match inbound {
-            Inbound::Output { from, port, msg } if self.live(from) => self.emit(from.idx, port, msg),
+            Inbound::Output { from, port, msg } if self.live(from) => {
+                self.emit(from.idx, port, msg)
+            }
             Inbound::Deliver { to, msg } if self.live(to) => self.queue.push_back((to.idx, msg)),
             _ => {}
         }
@@ -284,7 +302,10 @@ impl Executor {
             }
             SlotNode::Task { inbox: Some(tx) } => match tx.try_send(msg) {
                 Ok(()) => None,
-                Err(mpsc::error::TrySendError::Full(msg)) => Some(Blocked { inbox: tx.clone(), msg }),
+                Err(mpsc::error::TrySendError::Full(msg)) => Some(Blocked {
+                    inbox: tx.clone(),
+                    msg,
+                }),
                 Err(mpsc::error::TrySendError::Closed(_)) => None,
             },
             _ => None,
@@ -365,7 +386,10 @@ impl Executor {
 
     fn handle_event(&mut self, idx: u32, event: NodeEvent) {
         match event {
-            NodeEvent::Error { text, msg: Some(msg) } => {
+            NodeEvent::Error {
+                text,
+                msg: Some(msg),
+            } => {
                 if !self.route_error(idx, &text, msg) {
                     self.log(idx, LogLevel::Error, &text);
                 }
@@ -374,7 +398,8 @@ impl Executor {
             NodeEvent::Warn(text) => self.log(idx, LogLevel::Warn, &text),
             NodeEvent::Info(text) => self.log(idx, LogLevel::Info, &text),
             NodeEvent::Status(status) => {
-                self.observer.status(&self.slots[idx as usize].info, &status);
+                self.observer
+                    .status(&self.slots[idx as usize].info, &status);
                 self.route_status(idx, &status);
             }
             NodeEvent::Complete(msg) => self.route_complete(idx, msg),

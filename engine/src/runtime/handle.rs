@@ -65,7 +65,13 @@ impl NodeHandle {
     }
 
     async fn event(&self, e: NodeEvent) {
-        let _ = self.event_tx.send(Event { from: self.slot, event: e }).await;
+        let _ = self
+            .event_tx
+            .send(Event {
+                from: self.slot,
+                event: e,
+            })
+            .await;
     }
 
     /// Reports an error; with a message it goes to catch nodes.

@@ -36,7 +36,11 @@ pub(crate) struct SlotRef {
 /// A message entering the executor from another task.
 pub(crate) enum Inbound {
     /// A node sent a message on one of its outputs.
-    Output { from: SlotRef, port: usize, msg: Msg },
+    Output {
+        from: SlotRef,
+        port: usize,
+        msg: Msg,
+    },
     /// A message for a node's input.
     Deliver { to: SlotRef, msg: Msg },
 }
@@ -104,7 +108,10 @@ impl Runtime {
         let (ctrl_tx, ctrl_rx) = mpsc::channel(64);
         let exec = executor::Executor::new(prepared, options, ctrl_rx);
         let join = tokio::spawn(exec.run());
-        Runtime { ctrl: ctrl_tx, join }
+        Runtime {
+            ctrl: ctrl_tx,
+            join,
+        }
     }
 
     /// Delivers `msg` to the input of node `id` (the admin API's inject, tests).
@@ -129,7 +136,12 @@ impl Runtime {
     /// then every node is closed; gives up on what is left after `timeout`.
     pub async fn stop(self, timeout: Duration) {
         let (reply, rx) = oneshot::channel();
-        if self.ctrl.send(Control::Stop { timeout, reply }).await.is_ok() {
+        if self
+            .ctrl
+            .send(Control::Stop { timeout, reply })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
         let _ = self.join.await;

@@ -33,7 +33,8 @@ impl Routes {
         let mut r = Routes::default();
         for n in &prepared.set.nodes {
             if n.type_name == crate::flows::GROUP {
-                r.group_parent.insert(Str::new(&n.id), n.g.as_deref().map(Str::new));
+                r.group_parent
+                    .insert(Str::new(&n.id), n.g.as_deref().map(Str::new));
             }
         }
         for (i, p) in prepared.nodes.iter().enumerate() {
@@ -47,10 +48,16 @@ impl Routes {
             };
             match &p.built.role {
                 Role::Plain => {}
-                Role::Catch { scope, uncaught } => {
-                    r.catchers.entry(z).or_default().push(listener(scope, *uncaught))
-                }
-                Role::Status { scope } => r.statuses.entry(z).or_default().push(listener(scope, false)),
+                Role::Catch { scope, uncaught } => r
+                    .catchers
+                    .entry(z)
+                    .or_default()
+                    .push(listener(scope, *uncaught)),
+                Role::Status { scope } => r
+                    .statuses
+                    .entry(z)
+                    .or_default()
+                    .push(listener(scope, false)),
                 Role::Complete { scope } => {
                     for id in scope {
                         if let Some(&w) = by_id.get(id.as_str()) {
@@ -128,7 +135,11 @@ impl Executor {
                 if src.get("id").and_then(Value::as_str) == Some(info.id.as_str()) {
                     count = src.get("count").map(Value::to_number).unwrap_or(0.0) + 1.0;
                     if count == MAX_CATCH_COUNT {
-                        self.log(idx, LogLevel::Warn, "Message exceeded maximum number of catches");
+                        self.log(
+                            idx,
+                            LogLevel::Warn,
+                            "Message exceeded maximum number of catches",
+                        );
                         return false;
                     }
                 }

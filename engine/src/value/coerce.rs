@@ -56,9 +56,14 @@ fn join_array(a: &[Value], out: &mut String) {
 fn is_js_whitespace(c: char) -> bool {
     matches!(
         c,
-        '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}'
-            | '\u{2000}'..='\u{200a}'
-            | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+        '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 
@@ -143,9 +148,9 @@ pub fn string_to_number(s: &str) -> f64 {
         if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
             return f64::NAN;
         }
-        return digits
-            .chars()
-            .fold(0.0, |acc, c| acc * radix as f64 + c.to_digit(radix).unwrap_or(0) as f64);
+        return digits.chars().fold(0.0, |acc, c| {
+            acc * radix as f64 + c.to_digit(radix).unwrap_or(0) as f64
+        });
     }
     if decimal_prefix_len(t) == t.len() {
         parse_decimal(t)
@@ -202,7 +207,8 @@ pub fn deep_equals(a: &Value, b: &Value) -> bool {
         (Value::Object(x), Value::Object(y)) => {
             Arc::ptr_eq(x, y)
                 || (x.len() == y.len()
-                    && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| deep_equals(v, w))))
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| deep_equals(v, w))))
         }
         _ => false,
     }
@@ -267,7 +273,10 @@ mod tests {
         assert_eq!(js_number_to_string(f64::INFINITY), "Infinity");
         assert_eq!(js_number_to_string(f64::NEG_INFINITY), "-Infinity");
         assert_eq!(js_number_to_string(f64::NAN), "NaN");
-        assert_eq!(js_number_to_string(12345678901234567890.0), "12345678901234567000");
+        assert_eq!(
+            js_number_to_string(12345678901234567890.0),
+            "12345678901234567000"
+        );
         assert_eq!(js_number_to_string(1e-7), "1e-7");
         assert_eq!(js_number_to_string(2.5), "2.5");
         let mut s = String::new();
@@ -315,8 +324,14 @@ mod tests {
         assert!(!loose_equals(&Value::Null, &Value::Number(0.0)));
         assert!(loose_equals(&Value::array(vec![]), &Value::str("")));
         assert!(loose_equals(&Value::array(vec![]), &Value::Number(0.0)));
-        assert!(loose_equals(&Value::empty_object(), &Value::str("[object Object]")));
-        assert!(!loose_equals(&Value::empty_object(), &Value::empty_object()));
+        assert!(loose_equals(
+            &Value::empty_object(),
+            &Value::str("[object Object]")
+        ));
+        assert!(!loose_equals(
+            &Value::empty_object(),
+            &Value::empty_object()
+        ));
     }
 
     #[test]
@@ -335,11 +350,23 @@ mod tests {
     #[test]
     fn comparisons_coerce() {
         use std::cmp::Ordering::*;
-        assert_eq!(js_compare(&Value::Bool(true), &Value::Number(10.0)), Some(Less));
-        assert_eq!(js_compare(&Value::array(vec![]), &Value::Number(0.0)), Some(Equal));
-        assert_eq!(js_compare(&Value::str("15"), &Value::Number(10.0)), Some(Greater));
+        assert_eq!(
+            js_compare(&Value::Bool(true), &Value::Number(10.0)),
+            Some(Less)
+        );
+        assert_eq!(
+            js_compare(&Value::array(vec![]), &Value::Number(0.0)),
+            Some(Equal)
+        );
+        assert_eq!(
+            js_compare(&Value::str("15"), &Value::Number(10.0)),
+            Some(Greater)
+        );
         assert_eq!(js_compare(&Value::str("abc"), &Value::Number(10.0)), None);
-        assert_eq!(js_compare(&Value::str("b"), &Value::str("a")), Some(Greater));
+        assert_eq!(
+            js_compare(&Value::str("b"), &Value::str("a")),
+            Some(Greater)
+        );
         assert_eq!(js_compare(&Value::Null, &Value::Number(1.0)), Some(Less));
     }
 

@@ -106,7 +106,10 @@ impl Parser<'_> {
         let message = match self.b.get(self.i) {
             None if what.starts_with("Unexpected") => "Unexpected end of JSON input".to_string(),
             Some(_) if what == "Unexpected token" => {
-                let c = self.src[floor_char_boundary(self.src, pos)..].chars().next().unwrap_or(' ');
+                let c = self.src[floor_char_boundary(self.src, pos)..]
+                    .chars()
+                    .next()
+                    .unwrap_or(' ');
                 format!("Unexpected token '{c}'")
             }
             _ => what.to_string(),
@@ -281,7 +284,9 @@ impl Parser<'_> {
                     return Ok(s);
                 }
                 b'\\' => break,
-                c if c < 0x20 => return Err(self.error("Bad control character in string literal in JSON")),
+                c if c < 0x20 => {
+                    return Err(self.error("Bad control character in string literal in JSON"))
+                }
                 _ => self.i += 1,
             }
         }
@@ -333,7 +338,9 @@ impl Parser<'_> {
                         }
                     }
                 }
-                Some(&c) if c < 0x20 => return Err(self.error("Bad control character in string literal in JSON")),
+                Some(&c) if c < 0x20 => {
+                    return Err(self.error("Bad control character in string literal in JSON"))
+                }
                 Some(_) => {
                     let rest = &self.src[self.i..];
                     let n = rest
@@ -348,7 +355,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
-        let h = self.b.get(self.i..self.i + 4).and_then(|h| std::str::from_utf8(h).ok());
+        let h = self
+            .b
+            .get(self.i..self.i + 4)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match h.and_then(|h| u32::from_str_radix(h, 16).ok()) {
             Some(v) if h.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) => {
                 self.i += 4;
@@ -490,7 +500,8 @@ mod tests {
 
     #[test]
     fn round_trip_normalises_like_javascript() {
-        let v = parse(r#"{"b":1,"a":[1,2.50,1e3,-0.0],"c":"\u00e9\n","d":{"z":null,"y":false}}"#).unwrap();
+        let v = parse(r#"{"b":1,"a":[1,2.50,1e3,-0.0],"c":"\u00e9\n","d":{"z":null,"y":false}}"#)
+            .unwrap();
         assert_eq!(
             stringify(&v),
             "{\"b\":1,\"a\":[1,2.5,1000,0],\"c\":\"é\\n\",\"d\":{\"z\":null,\"y\":false}}"
@@ -506,17 +517,39 @@ mod tests {
         assert_eq!(parse("null").unwrap(), Value::Null);
         assert_eq!(parse("true").unwrap(), Value::Bool(true));
         assert_eq!(parse("1e400").unwrap(), Value::Number(f64::INFINITY));
-        assert_eq!(stringify(&parse("12345678901234567890").unwrap()), "12345678901234567000");
+        assert_eq!(
+            stringify(&parse("12345678901234567890").unwrap()),
+            "12345678901234567000"
+        );
     }
 
     #[test]
     fn invalid_text_is_rejected_with_position() {
-        for bad in ["", " ", "{", "[1,]", "{\"a\":}", "01", "1.", "-", "+1", "'a'", "nul", "\"a\nb\"", "[1] x", "{\"a\" 1}", "\"\\x\""] {
+        for bad in [
+            "",
+            " ",
+            "{",
+            "[1,]",
+            "{\"a\":}",
+            "01",
+            "1.",
+            "-",
+            "+1",
+            "'a'",
+            "nul",
+            "\"a\nb\"",
+            "[1] x",
+            "{\"a\" 1}",
+            "\"\\x\"",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should fail");
         }
         let e = parse("{\n  \"a\": tru\n}").unwrap_err();
         assert_eq!((e.line, e.column), (2, 11));
-        assert_eq!(parse("").unwrap_err().message, "Unexpected end of JSON input");
+        assert_eq!(
+            parse("").unwrap_err().message,
+            "Unexpected end of JSON input"
+        );
     }
 
     #[test]
@@ -555,7 +588,10 @@ mod tests {
             Value::Number(f64::INFINITY),
             Value::Buffer(bytes::Bytes::from_static(b"hi")),
         ]);
-        assert_eq!(stringify(&v), r#"[null,null,{"type":"Buffer","data":[104,105]}]"#);
+        assert_eq!(
+            stringify(&v),
+            r#"[null,null,{"type":"Buffer","data":[104,105]}]"#
+        );
     }
 
     #[test]

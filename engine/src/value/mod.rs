@@ -27,9 +27,10 @@ use std::sync::Arc;
 pub type Str = SmolStr;
 
 /// A JavaScript-like value carried in messages and context.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub enum Value {
     /// `null`.
+    #[default]
     Null,
     /// A boolean.
     Bool(bool),
@@ -43,12 +44,6 @@ pub enum Value {
     Object(Arc<Object>),
     /// A Node.js Buffer: raw bytes.
     Buffer(Bytes),
-}
-
-impl Default for Value {
-    fn default() -> Self {
-        Value::Null
-    }
 }
 
 impl Value {
@@ -211,8 +206,12 @@ impl Value {
             Value::Number(n) => serde_json::Number::from_f64(*n)
                 .map(|n| {
                     // Keep integers integral in serde output.
-                    if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15) {
-                        serde_json::Value::Number(serde_json::Number::from(n.as_f64().unwrap_or(0.0) as i64))
+                    if n.as_f64()
+                        .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15)
+                    {
+                        serde_json::Value::Number(serde_json::Number::from(
+                            n.as_f64().unwrap_or(0.0) as i64,
+                        ))
                     } else {
                         serde_json::Value::Number(n)
                     }
@@ -221,7 +220,9 @@ impl Value {
             Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Array(a) => serde_json::Value::Array(a.iter().map(Value::to_serde).collect()),
             Value::Object(o) => serde_json::Value::Object(
-                o.iter().map(|(k, v)| (k.to_string(), v.to_serde())).collect(),
+                o.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_serde()))
+                    .collect(),
             ),
             Value::Buffer(b) => serde_json::json!({
                 "type": "Buffer",

@@ -15,6 +15,8 @@ pub struct Object {
     entries: Vec<(Str, Value)>,
     /// Number of leading entries whose key is an array index.
     index_keys: usize,
+    // Boxed so that objects without an index (nearly all) stay small.
+    #[allow(clippy::box_collection)]
     lookup: Option<Box<HashMap<Str, usize>>>,
 }
 
@@ -150,7 +152,10 @@ impl Object {
 impl PartialEq for Object {
     /// Same keys with structurally equal values, in any order.
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k).is_some_and(|w| w == v))
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(k, v)| other.get(k).is_some_and(|w| w == v))
     }
 }
 

@@ -69,7 +69,9 @@ impl Path {
 
     /// True when the path has nested `[msg.x]` references.
     pub fn has_refs(&self) -> bool {
-        self.segments.iter().any(|s| matches!(s, Segment::MsgRef(_)))
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::MsgRef(_)))
     }
 
     /// Replaces nested `[msg.x]` references by the values they point at in `msg`.
@@ -244,7 +246,9 @@ pub fn js_property<'a>(v: &'a Value, key: &str) -> Option<Cow<'a, Value>> {
             if key == "length" {
                 return Some(Cow::Owned(Value::Number(a.len() as f64)));
             }
-            array_index(key).and_then(|i| a.get(i as usize)).map(Cow::Borrowed)
+            array_index(key)
+                .and_then(|i| a.get(i as usize))
+                .map(Cow::Borrowed)
         }
         Value::String(s) => {
             if key == "length" {
@@ -304,7 +308,12 @@ fn empty_container_for(next: &Segment) -> Value {
 /// Sets the property at `path` (already resolved), creating missing
 /// intermediate objects (or arrays before a numeric index) when
 /// `create_missing`. Fails if a value on the way is not an object.
-pub fn set(root: &mut Object, path: &Path, value: Value, create_missing: bool) -> Result<(), PathError> {
+pub fn set(
+    root: &mut Object,
+    path: &Path,
+    value: Value,
+    create_missing: bool,
+) -> Result<(), PathError> {
     let segs = &path.segments;
     let Some((last, init)) = segs.split_last() else {
         return Ok(());
@@ -340,7 +349,9 @@ fn step_mut<'a>(
             let key = seg_key(seg);
             if !o.contains_key(&key) {
                 if !create_missing {
-                    return Err(PathError::NotAnObject { key: key.into_owned() });
+                    return Err(PathError::NotAnObject {
+                        key: key.into_owned(),
+                    });
                 }
                 o.insert(Str::new(&*key), empty_container_for(next));
             }
@@ -349,7 +360,9 @@ fn step_mut<'a>(
         Value::Array(a) => {
             let a = Arc::make_mut(a);
             let Some(i) = seg_index(seg) else {
-                return Err(PathError::NotAnObject { key: seg_key(seg).into_owned() });
+                return Err(PathError::NotAnObject {
+                    key: seg_key(seg).into_owned(),
+                });
             };
             if i >= a.len() {
                 if !create_missing {
@@ -362,7 +375,9 @@ fn step_mut<'a>(
             }
             Ok(&mut a[i])
         }
-        _ => Err(PathError::NotAnObject { key: seg_key(seg).into_owned() }),
+        _ => Err(PathError::NotAnObject {
+            key: seg_key(seg).into_owned(),
+        }),
     }
 }
 
@@ -459,7 +474,9 @@ mod tests {
                 Segment::Key("e".into()),
             ]
         );
-        for bad in ["", "a.", ".a", "a..b", "a[", "a[]", "a[x]", "a]b", "[0]", "a['x'"] {
+        for bad in [
+            "", "a.", ".a", "a..b", "a[", "a[]", "a[x]", "a]b", "[0]", "a['x'",
+        ] {
             assert!(Path::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -476,8 +493,20 @@ mod tests {
     #[test]
     fn set_creates_missing_objects_and_arrays() {
         let mut m = obj(r#"{"payload":{}}"#);
-        set(&mut m, &Path::parse("payload.e.f.g").unwrap(), Value::str("deep"), true).unwrap();
-        set(&mut m, &Path::parse("x[1].y").unwrap(), Value::Number(1.0), true).unwrap();
+        set(
+            &mut m,
+            &Path::parse("payload.e.f.g").unwrap(),
+            Value::str("deep"),
+            true,
+        )
+        .unwrap();
+        set(
+            &mut m,
+            &Path::parse("x[1].y").unwrap(),
+            Value::Number(1.0),
+            true,
+        )
+        .unwrap();
         assert_eq!(
             json::stringify(&Value::object(m)),
             r#"{"payload":{"e":{"f":{"g":"deep"}}},"x":[null,{"y":1}]}"#
@@ -487,7 +516,12 @@ mod tests {
     #[test]
     fn set_under_a_string_fails() {
         let mut m = obj(r#"{"payload":"text"}"#);
-        let r = set(&mut m, &Path::parse("payload.a").unwrap(), Value::Number(1.0), true);
+        let r = set(
+            &mut m,
+            &Path::parse("payload.a").unwrap(),
+            Value::Number(1.0),
+            true,
+        );
         assert!(matches!(r, Err(PathError::NotAnObject { .. })));
         assert_eq!(m.get("payload"), Some(&Value::str("text")));
     }
@@ -495,19 +529,48 @@ mod tests {
     #[test]
     fn delete_splices_arrays_and_ignores_missing() {
         let mut m = obj(r#"{"payload":[1,2,3],"o":{"a":1}}"#);
-        assert_eq!(delete(&mut m, &Path::parse("payload[1]").unwrap()), Some(Value::Number(2.0)));
+        assert_eq!(
+            delete(&mut m, &Path::parse("payload[1]").unwrap()),
+            Some(Value::Number(2.0))
+        );
         assert_eq!(delete(&mut m, &Path::parse("o.zz.y").unwrap()), None);
-        assert_eq!(delete(&mut m, &Path::parse("o.a").unwrap()), Some(Value::Number(1.0)));
-        assert_eq!(json::stringify(&Value::object(m)), r#"{"payload":[1,3],"o":{}}"#);
+        assert_eq!(
+            delete(&mut m, &Path::parse("o.a").unwrap()),
+            Some(Value::Number(1.0))
+        );
+        assert_eq!(
+            json::stringify(&Value::object(m)),
+            r#"{"payload":[1,3],"o":{}}"#
+        );
     }
 
     #[test]
     fn computed_properties() {
         let m = obj(r#"{"s":"héllo","a":[1,2,3]}"#);
-        assert_eq!(get_js(&m, &Path::parse("s.length").unwrap()).unwrap().into_owned(), Value::Number(5.0));
-        assert_eq!(get_js(&m, &Path::parse("a.length").unwrap()).unwrap().into_owned(), Value::Number(3.0));
-        assert_eq!(get_js(&m, &Path::parse("a.1").unwrap()).unwrap().into_owned(), Value::Number(2.0));
-        assert_eq!(get_js(&m, &Path::parse("s.1").unwrap()).unwrap().into_owned(), Value::str("é"));
+        assert_eq!(
+            get_js(&m, &Path::parse("s.length").unwrap())
+                .unwrap()
+                .into_owned(),
+            Value::Number(5.0)
+        );
+        assert_eq!(
+            get_js(&m, &Path::parse("a.length").unwrap())
+                .unwrap()
+                .into_owned(),
+            Value::Number(3.0)
+        );
+        assert_eq!(
+            get_js(&m, &Path::parse("a.1").unwrap())
+                .unwrap()
+                .into_owned(),
+            Value::Number(2.0)
+        );
+        assert_eq!(
+            get_js(&m, &Path::parse("s.1").unwrap())
+                .unwrap()
+                .into_owned(),
+            Value::str("é")
+        );
         assert!(get_js(&m, &Path::parse("a.x").unwrap()).is_none());
     }
 
@@ -515,7 +578,13 @@ mod tests {
     fn copy_on_write_isolates_clones() {
         let a = Value::object(obj(r#"{"p":{"x":1}}"#));
         let mut b = a.clone();
-        set(b.as_object_mut().unwrap(), &Path::parse("p.x").unwrap(), Value::Number(2.0), true).unwrap();
+        set(
+            b.as_object_mut().unwrap(),
+            &Path::parse("p.x").unwrap(),
+            Value::Number(2.0),
+            true,
+        )
+        .unwrap();
         assert_eq!(json::stringify(&a), r#"{"p":{"x":1}}"#);
         assert_eq!(json::stringify(&b), r#"{"p":{"x":2}}"#);
     }

@@ -40,8 +40,20 @@ impl NodeType for CatchType {
     fn descriptor(&self) -> NodeDescriptor {
         NodeDescriptor::new("catch", "common", "node-red/catch", "#e49191", 0, 1)
             .icon("alert.svg")
-            .prop(Prop::new("scope", "Catch errors from", Kind::Structured { widget: "scope".into() }, json!(null)))
-            .prop(Prop::new("uncaught", "Ignore errors handled by other Catch nodes", Kind::Bool, json!(false)))
+            .prop(Prop::new(
+                "scope",
+                "Catch errors from",
+                Kind::Structured {
+                    widget: "scope".into(),
+                },
+                json!(null),
+            ))
+            .prop(Prop::new(
+                "uncaught",
+                "Ignore errors handled by other Catch nodes",
+                Kind::Bool,
+                json!(false),
+            ))
             .prop(Prop::new("name", "Name", Kind::Text, json!("")))
             .help(
                 "Catches errors thrown by nodes on the same tab.\n\n\
@@ -51,7 +63,9 @@ impl NodeType for CatchType {
 
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
         let c: CatchConfig = cx.config()?;
-        let scope = parse_scope(cx.props().get("scope")).map_err(|e| cx.error("scope", e)).ok()?;
+        let scope = parse_scope(cx.props().get("scope"))
+            .map_err(|e| cx.error("scope", e))
+            .ok()?;
         Some(BuiltNode::function(CatchNode).with_role(Role::Catch {
             scope,
             uncaught: c.uncaught,
@@ -103,11 +117,24 @@ mod tests {
         .await;
         f.send("j2", Msg::with_payload("bad")).await;
         let m = f.next_from("c_unc").await.msg;
-        assert_eq!(m.get("error").unwrap().as_object().unwrap().get("source").unwrap().as_object().unwrap().get("id"), Some(&Value::str("j2")));
-        f.expect_nothing_from("c_scoped", Duration::from_millis(100)).await;
+        assert_eq!(
+            m.get("error")
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .get("source")
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .get("id"),
+            Some(&Value::str("j2"))
+        );
+        f.expect_nothing_from("c_scoped", Duration::from_millis(100))
+            .await;
         f.send("j1", Msg::with_payload("bad")).await;
         f.next_from("c_scoped").await;
-        f.expect_nothing_from("c_unc", Duration::from_millis(100)).await;
+        f.expect_nothing_from("c_unc", Duration::from_millis(100))
+            .await;
         f.stop().await;
     }
 
@@ -133,7 +160,9 @@ mod tests {
         f.send("j1", Msg::with_payload("bad")).await;
         f.observer
             .wait_until(Duration::from_secs(2), "an error log line", |o| {
-                o.logs().iter().any(|l| l.node == "j1" && l.level == flowd_engine::observer::LogLevel::Error)
+                o.logs()
+                    .iter()
+                    .any(|l| l.node == "j1" && l.level == flowd_engine::observer::LogLevel::Error)
             })
             .await;
         f.stop().await;
@@ -149,13 +178,29 @@ mod tests {
         .await;
         f.send("j", Msg::with_payload("bad")).await;
         let caught = f.collect_from("c", Duration::from_millis(400)).await;
-        assert_eq!(caught.len(), 9, "counts 1..=9 are delivered, the 10th is dropped");
+        assert_eq!(
+            caught.len(),
+            9,
+            "counts 1..=9 are delivered, the 10th is dropped"
+        );
         let last = &caught[8].msg;
-        let count = last.get("error").unwrap().as_object().unwrap().get("source").unwrap().as_object().unwrap().get("count").cloned();
+        let count = last
+            .get("error")
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .get("source")
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .get("count")
+            .cloned();
         assert_eq!(count, Some(Value::Number(9.0)));
         f.observer
             .wait_until(Duration::from_secs(1), "the loop warning", |o| {
-                o.logs().iter().any(|l| l.text.contains("maximum number of catches"))
+                o.logs()
+                    .iter()
+                    .any(|l| l.text.contains("maximum number of catches"))
             })
             .await;
         f.stop().await;

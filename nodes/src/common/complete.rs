@@ -27,7 +27,14 @@ impl NodeType for CompleteType {
     fn descriptor(&self) -> NodeDescriptor {
         NodeDescriptor::new("complete", "common", "node-red/complete", "#c0edc0", 0, 1)
             .icon("alert.svg")
-            .prop(Prop::new("scope", "Report completion from", Kind::Structured { widget: "nodes".into() }, json!([])))
+            .prop(Prop::new(
+                "scope",
+                "Report completion from",
+                Kind::Structured {
+                    widget: "nodes".into(),
+                },
+                json!([]),
+            ))
             .prop(Prop::new("name", "Name", Kind::Text, json!("")))
             .help(
                 "Triggered when one of the selected nodes finishes with a message.\n\n\
@@ -38,15 +45,20 @@ impl NodeType for CompleteType {
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
         let mut scope: Vec<String> = match cx.props().get("scope") {
             None | Some(Json::Null) => Vec::new(),
-            Some(Json::Array(a)) => match a.iter().map(|v| v.as_str().map(str::to_string)).collect() {
-                Some(ids) => ids,
-                None => {
-                    cx.error("scope", "entries must be node ids");
-                    return None;
+            Some(Json::Array(a)) => {
+                match a.iter().map(|v| v.as_str().map(str::to_string)).collect() {
+                    Some(ids) => ids,
+                    None => {
+                        cx.error("scope", "entries must be node ids");
+                        return None;
+                    }
                 }
-            },
+            }
             Some(other) => {
-                cx.error("scope", format!("expected an array of node ids, found {other}"));
+                cx.error(
+                    "scope",
+                    format!("expected an array of node ids, found {other}"),
+                );
                 return None;
             }
         };
@@ -84,7 +96,10 @@ mod tests {
         f.expect_nothing_from("c", Duration::from_millis(100)).await;
         f.send("d", Msg::with_payload(2.0)).await;
         let m = f.next_from("c").await.msg;
-        assert_eq!(m.get("complete").unwrap().to_json(), r#"{"source":{"id":"d","type":"debug"}}"#);
+        assert_eq!(
+            m.get("complete").unwrap().to_json(),
+            r#"{"source":{"id":"d","type":"debug"}}"#
+        );
         f.stop().await;
     }
 }

@@ -90,10 +90,30 @@ impl NodeType for DebugType {
     fn descriptor(&self) -> NodeDescriptor {
         NodeDescriptor::new("debug", "common", "node-red/debug", "#87a980", 1, 0)
             .icon("debug.svg")
-            .prop(Prop::new("complete", "Output", Kind::Text, json!("payload")))
-            .prop(Prop::new("tosidebar", "To debug window", Kind::Bool, json!(true)))
-            .prop(Prop::new("console", "To system console", Kind::Bool, json!(false)))
-            .prop(Prop::new("tostatus", "To node status", Kind::Bool, json!(false)))
+            .prop(Prop::new(
+                "complete",
+                "Output",
+                Kind::Text,
+                json!("payload"),
+            ))
+            .prop(Prop::new(
+                "tosidebar",
+                "To debug window",
+                Kind::Bool,
+                json!(true),
+            ))
+            .prop(Prop::new(
+                "console",
+                "To system console",
+                Kind::Bool,
+                json!(false),
+            ))
+            .prop(Prop::new(
+                "tostatus",
+                "To node status",
+                Kind::Bool,
+                json!(false),
+            ))
             .prop(Prop::new("name", "Name", Kind::Text, json!("")))
             .help(
                 "Shows `msg.payload` (or another property, or the whole message) in the \
@@ -113,7 +133,10 @@ impl NodeType for DebugType {
             _ => c.tosidebar,
         };
         if c.target_type == "jsonata" {
-            cx.error("targetType", "JSONata expressions are not supported by flowd yet");
+            cx.error(
+                "targetType",
+                "JSONata expressions are not supported by flowd yet",
+            );
             return None;
         }
         let shown = match c.complete.as_str() {
@@ -133,7 +156,10 @@ impl NodeType for DebugType {
             match c.status_type.as_str() {
                 "counter" => StatusMode::Counter,
                 "jsonata" => {
-                    cx.error("statusType", "JSONata expressions are not supported by flowd yet");
+                    cx.error(
+                        "statusType",
+                        "JSONata expressions are not supported by flowd yet",
+                    );
                     return None;
                 }
                 "msg" if !c.status_val.is_empty() => match Path::parse(&c.status_val) {
@@ -201,7 +227,9 @@ pub fn inspect(v: Option<&Value>) -> String {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    let plain = k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                    let plain = k
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
                         && !k.starts_with(|c: char| c.is_ascii_digit());
                     if plain {
                         out.push_str(k);
@@ -240,7 +268,13 @@ pub fn inspect(v: Option<&Value>) -> String {
 }
 
 impl StatusState {
-    fn update(&mut self, whole_message: bool, msg: &Msg, shown: Option<&Value>, cx: &mut NodeCx<'_>) {
+    fn update(
+        &mut self,
+        whole_message: bool,
+        msg: &Msg,
+        shown: Option<&Value>,
+        cx: &mut NodeCx<'_>,
+    ) {
         let status = match &self.mode {
             StatusMode::Off => return,
             StatusMode::Counter => {
@@ -253,9 +287,12 @@ impl StatusState {
                     _ if whole_message => msg.payload(),
                     _ => shown,
                 };
-                let (mut fill, mut shape, mut text) = ("grey".to_string(), "dot".to_string(), inspect(value));
+                let (mut fill, mut shape, mut text) =
+                    ("grey".to_string(), "dot".to_string(), inspect(value));
                 if let Some(Value::Object(o)) = value {
-                    if let (Some(f), Some(s), Some(t)) = (o.get("fill"), o.get("shape"), o.get("text")) {
+                    if let (Some(f), Some(s), Some(t)) =
+                        (o.get("fill"), o.get("shape"), o.get("text"))
+                    {
                         if f.is_truthy() && s.is_truthy() && t.is_truthy() {
                             fill = f.to_js_string();
                             shape = s.to_js_string();
@@ -274,7 +311,10 @@ impl StatusState {
                     }
                     if let Some(st) = msg.get("status").and_then(Value::as_object) {
                         let pick = |k: &str, d: &str| {
-                            st.get(k).filter(|v| v.is_truthy()).map(|v| v.to_js_string()).unwrap_or(d.into())
+                            st.get(k)
+                                .filter(|v| v.is_truthy())
+                                .map(|v| v.to_js_string())
+                                .unwrap_or(d.into())
                         };
                         fill = pick("fill", "grey");
                         shape = pick("shape", "ring");
@@ -357,7 +397,11 @@ mod tests {
         for id in ["d1", "d2", "d3", "d4"] {
             f.send(id, m.clone()).await;
         }
-        f.observer.wait_until(Duration::from_secs(2), "3 debug lines", |o| o.debug().len() >= 3).await;
+        f.observer
+            .wait_until(Duration::from_secs(2), "3 debug lines", |o| {
+                o.debug().len() >= 3
+            })
+            .await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let lines: Vec<String> = f.observer.debug().into_iter().map(|(l, _)| l).collect();
         assert_eq!(
@@ -374,20 +418,49 @@ mod tests {
     #[tokio::test]
     async fn status_shows_value_truncated_and_only_on_change() {
         let f = start(json!([{"id":"d","type":"debug","tosidebar":false,"tostatus":true}])).await;
-        f.send("d", Msg::with_payload("a very long status text that will be cut off")).await;
-        f.send("d", Msg::with_payload("a very long status text that will be cut off")).await;
-        f.send("d", Msg::with_payload(json::parse(r#"{"a":[1,2]}"#).unwrap())).await;
-        f.observer.wait_until(Duration::from_secs(2), "2 statuses", |o| o.statuses().len() >= 2).await;
+        f.send(
+            "d",
+            Msg::with_payload("a very long status text that will be cut off"),
+        )
+        .await;
+        f.send(
+            "d",
+            Msg::with_payload("a very long status text that will be cut off"),
+        )
+        .await;
+        f.send(
+            "d",
+            Msg::with_payload(json::parse(r#"{"a":[1,2]}"#).unwrap()),
+        )
+        .await;
+        f.observer
+            .wait_until(Duration::from_secs(2), "2 statuses", |o| {
+                o.statuses().len() >= 2
+            })
+            .await;
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let st: Vec<String> = f.observer.statuses().iter().map(|(_, s)| s.text.clone().unwrap()).collect();
-        assert_eq!(st, ["a very long status text that wil...", "{ a: [ 1, 2 ] }"]);
+        let st: Vec<String> = f
+            .observer
+            .statuses()
+            .iter()
+            .map(|(_, s)| s.text.clone().unwrap())
+            .collect();
+        assert_eq!(
+            st,
+            ["a very long status text that wil...", "{ a: [ 1, 2 ] }"]
+        );
         f.stop().await;
     }
 
     #[test]
     fn inspect_resembles_node() {
         assert_eq!(inspect(None), "undefined");
-        assert_eq!(inspect(Some(&json::parse(r#"{"a":"x","b c":null,"d":[]}"#).unwrap())), "{ a: 'x', 'b c': null, d: [] }");
+        assert_eq!(
+            inspect(Some(
+                &json::parse(r#"{"a":"x","b c":null,"d":[]}"#).unwrap()
+            )),
+            "{ a: 'x', 'b c': null, d: [] }"
+        );
         assert_eq!(inspect(Some(&flowd_engine::Value::Number(1e21))), "1e+21");
     }
 }

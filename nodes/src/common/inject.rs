@@ -6,11 +6,11 @@
 //! env, msg, flow, global. `once` fires `onceDelay` seconds after start; then
 //! `repeat` (seconds) or `crontab` (cron pattern) schedule further triggers.
 
+use crate::typed_value::{self, Typed};
 use flowd_engine::config_de;
-use flowd_engine::context::ContextScope;
+use flowd_engine::flows::env::NodeEnv;
 use flowd_engine::node::{BuildContext, BuiltNode, FunctionNode, NodeCx, NodeHandle, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
-use flowd_engine::value::json;
 use flowd_engine::value::path::Path;
 use flowd_engine::{Msg, Value};
 use serde::Deserialize;
@@ -52,8 +52,7 @@ struct InjectConfig {
 #[derive(Debug, Clone)]
 struct InjectProp {
     path: Path,
-    value: String,
-    value_type: String,
+    value: Typed,
 }
 
 struct InjectNode {
@@ -63,7 +62,9 @@ struct InjectNode {
     cron: Option<croner::Cron>,
 }
 
-const TYPES: &[&str] = &["str", "num", "bool", "json", "bin", "date", "env", "msg", "flow", "global"];
+const TYPES: &[&str] = &[
+    "str", "num", "bool", "json", "bin", "date", "env", "msg", "flow", "global",
+];
 
 fn text_of(v: Option<&Json>) -> String {
     match v {
@@ -73,84 +74,20 @@ fn text_of(v: Option<&Json>) -> String {
     }
 }
 
-/// Checks a typed value at deploy: the type is known and json/bin/num values parse.
-fn check_typed(value: &str, value_type: &str) -> Result<(), String> {
-    match value_type {
-        "jsonata" => Err("JSONata expressions are not supported by flowd yet".into()),
-        t if !TYPES.contains(&t) => Err(format!("unknown value type \"{t}\"")),
-        "json" => json::parse(value).map(|_| ()).map_err(|e| format!("invalid JSON: {e}")),
-        "bin" => match json::parse(value) {
-            Ok(Value::Array(_)) => Ok(()),
-            _ => Err("a binary value must be a JSON array of byte values".into()),
-        },
-        "msg" | "flow" | "global" if !value.is_empty() => {
-            Path::parse(value).map(|_| ()).map_err(|e| e.to_string())
-        }
-        _ => Ok(()),
+/// Prepares one `{p, v, vt}` entry.
+fn compile_prop(
+    name: &str,
+    value: &str,
+    value_type: &str,
+    env: &NodeEnv,
+) -> Result<InjectProp, String> {
+    if !TYPES.contains(&value_type) && value_type != "jsonata" {
+        return Err(format!("unknown value type \"{value_type}\""));
     }
-}
-
-/// Node-RED's `evaluateEnvProperty`: `${A}`, a bare name, or text with `${A}` inside.
-fn env_value(value: &str, cx: &NodeCx<'_>) -> Value {
-    let trimmed = value.strip_prefix("${").and_then(|v| v.strip_suffix('}'));
-    if let Some(name) = trimmed.filter(|n| !n.contains('}')) {
-        return cx.env(name).unwrap_or(Value::str(""));
-    }
-    if !value.contains("${") {
-        return cx.env(value).unwrap_or(Value::str(""));
-    }
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        match rest[start + 2..].find('}') {
-            Some(end) => {
-                let name = &rest[start + 2..start + 2 + end];
-                if let Some(v) = cx.env(name) {
-                    out.push_str(&v.to_js_string());
-                }
-                rest = &rest[start + 3 + end..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    Value::string(out)
-}
-
-fn now_ms() -> f64 {
-    chrono::Utc::now().timestamp_millis() as f64
-}
-
-/// Evaluates a typed value for the message being built (None = undefined).
-fn evaluate(p: &InjectProp, msg: &Msg, cx: &NodeCx<'_>) -> Result<Option<Value>, String> {
-    let v = p.value.as_str();
-    Ok(Some(match p.value_type.as_str() {
-        "num" => Value::Number(flowd_engine::value::string_to_number(v)),
-        "bool" => Value::Bool(v.eq_ignore_ascii_case("true")),
-        "json" => json::parse(v).map_err(|e| format!("Error: {e}"))?,
-        "bin" => match json::parse(v) {
-            Ok(Value::Array(a)) => Value::Buffer(a.iter().map(|b| b.to_number() as u8).collect::<Vec<u8>>().into()),
-            _ => return Err("Error: invalid binary value".into()),
-        },
-        "date" => match v {
-            "iso" | "object" => Value::string(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            _ => Value::Number(now_ms()),
-        },
-        "env" => env_value(v, cx),
-        "msg" => {
-            let path = Path::parse(v).map_err(|e| e.to_string())?;
-            return Ok(msg.get_expr(&path).map_err(|e| e.to_string())?.cloned());
-        }
-        "flow" | "global" => {
-            let scope = ContextScope::parse(&p.value_type).unwrap_or(ContextScope::Flow);
-            return cx.context_get(scope, v).map_err(|e| e.to_string());
-        }
-        _ => Value::str(v),
-    }))
+    let typed = typed_value::compile(value_type, Some(&Json::String(value.to_string())), env)
+        .map_err(|e| e.to_string())?;
+    let path = Path::parse(name).map_err(|e| e.to_string())?;
+    Ok(InjectProp { path, value: typed })
 }
 
 /// Parses the `props` array (or the legacy payload/topic fields).
@@ -181,15 +118,10 @@ fn parse_props(c: &InjectConfig, cx: &mut BuildContext<'_>) -> Option<Vec<Inject
         if value_type.is_empty() {
             value_type = "str".into();
         }
-        if let Err(e) = check_typed(&value, &value_type) {
-            cx.error(&format!("props[{i}]"), e);
-            ok = false;
-            continue;
-        }
-        match Path::parse(name) {
-            Ok(path) => out.push(InjectProp { path, value, value_type }),
+        match compile_prop(name, &value, &value_type, cx.env()) {
+            Ok(p) => out.push(p),
             Err(e) => {
-                cx.error(&format!("props[{i}].p"), e.to_string());
+                cx.error(&format!("props[{i}]"), e);
                 ok = false;
             }
         }
@@ -208,7 +140,9 @@ impl NodeType for InjectType {
             .prop(Prop::new(
                 "props",
                 "Properties",
-                Kind::Structured { widget: "injectProps".into() },
+                Kind::Structured {
+                    widget: "injectProps".into(),
+                },
                 json!([{"p": "payload"}, {"p": "topic", "vt": "str"}]),
             ))
             .prop(Prop::new(
@@ -221,9 +155,19 @@ impl NodeType for InjectType {
                 json!(""),
             ))
             .prop(Prop::new("topic", "Topic", Kind::Text, json!("")))
-            .prop(Prop::new("once", "Inject once after", Kind::Bool, json!(false)))
+            .prop(Prop::new(
+                "once",
+                "Inject once after",
+                Kind::Bool,
+                json!(false),
+            ))
             .prop(Prop::new("onceDelay", "seconds", Kind::Number, json!(0.1)))
-            .prop(Prop::new("repeat", "Repeat every (seconds)", Kind::Text, json!("")))
+            .prop(Prop::new(
+                "repeat",
+                "Repeat every (seconds)",
+                Kind::Text,
+                json!(""),
+            ))
             .prop(Prop::new("crontab", "Cron schedule", Kind::Text, json!("")))
             .prop(Prop::new("name", "Name", Kind::Text, json!("")))
             .help(
@@ -238,7 +182,10 @@ impl NodeType for InjectType {
         let mut ok = true;
         let repeat = match c.repeat {
             Some(r) if r > MAX_REPEAT_SECS => {
-                cx.error("repeat", format!("interval too long: {r} s (at most {MAX_REPEAT_SECS} s)"));
+                cx.error(
+                    "repeat",
+                    format!("interval too long: {r} s (at most {MAX_REPEAT_SECS} s)"),
+                );
                 ok = false;
                 None
             }
@@ -250,7 +197,10 @@ impl NodeType for InjectType {
             pattern => match croner::Cron::from_str(pattern) {
                 Ok(cron) => Some(cron),
                 Err(e) => {
-                    cx.error("crontab", format!("invalid cron pattern \"{pattern}\": {e}"));
+                    cx.error(
+                        "crontab",
+                        format!("invalid cron pattern \"{pattern}\": {e}"),
+                    );
                     ok = false;
                     None
                 }
@@ -287,7 +237,8 @@ impl FunctionNode for InjectNode {
                 }
             }
             if let Some(every) = repeat {
-                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticks.tick().await;
@@ -318,11 +269,9 @@ impl FunctionNode for InjectNode {
                     .filter_map(|p| {
                         let o = p.as_object()?;
                         let name = o.get("p")?.as_str()?;
-                        Some(InjectProp {
-                            path: Path::parse(name).ok()?,
-                            value: o.get("v").map(Value::to_js_string).unwrap_or_default(),
-                            value_type: o.get("vt").and_then(Value::as_str).unwrap_or("str").to_string(),
-                        })
+                        let value = o.get("v").map(Value::to_js_string).unwrap_or_default();
+                        let value_type = o.get("vt").and_then(Value::as_str).unwrap_or("str");
+                        compile_prop(name, &value, value_type, &cx.info().env).ok()
                     })
                     .collect(),
             ),
@@ -331,7 +280,7 @@ impl FunctionNode for InjectNode {
         let props = user_props.as_ref().unwrap_or(&self.props);
         let mut errors = Vec::new();
         for p in props {
-            match evaluate(p, &msg, cx) {
+            match p.value.eval(&msg, cx) {
                 Ok(Some(v)) => {
                     if let Err(e) = msg.set_expr(&p.path, v) {
                         errors.push(e.to_string());
@@ -355,7 +304,6 @@ impl FunctionNode for InjectNode {
 #[cfg(test)]
 mod tests {
     use crate::test_util::{start, try_start};
-    use flowd_engine::value::json;
     use flowd_engine::{Msg, Value};
     use serde_json::json;
     use std::time::Duration;
@@ -386,7 +334,10 @@ mod tests {
         assert_eq!(m.get("n"), Some(&Value::Number(1000.0)));
         assert_eq!(m.get("b"), Some(&Value::Bool(true)));
         assert_eq!(m.get("j").unwrap().to_json(), r#"{"deep":{"a":[1]}}"#);
-        assert_eq!(m.get("bin"), Some(&Value::Buffer(bytes::Bytes::from_static(b"hi"))));
+        assert_eq!(
+            m.get("bin"),
+            Some(&Value::Buffer(bytes::Bytes::from_static(b"hi")))
+        );
         assert_eq!(m.get("e"), Some(&Value::str("from-env")));
         assert_eq!(m.get("e2"), Some(&Value::str("x-from-env-y")));
         let d = m.get("d").unwrap().as_f64().unwrap();
@@ -396,12 +347,21 @@ mod tests {
 
     #[tokio::test]
     async fn legacy_form_and_user_props() {
-        let mut f = start(json!([{"id":"i","type":"inject","payload":"42","payloadType":"num","topic":"t"}])).await;
+        let mut f = start(
+            json!([{"id":"i","type":"inject","payload":"42","payloadType":"num","topic":"t"}]),
+        )
+        .await;
         f.send("i", Msg::new()).await;
         let m = f.next_from("i").await.msg;
-        assert_eq!((m.payload(), m.topic()), (Some(&Value::Number(42.0)), Some(&Value::str("t"))));
+        assert_eq!(
+            (m.payload(), m.topic()),
+            (Some(&Value::Number(42.0)), Some(&Value::str("t")))
+        );
         let mut trigger = Msg::new();
-        trigger.insert("__user_inject_props__", json::parse(r#"[{"p":"payload","v":"over","vt":"str"}]"#).unwrap());
+        trigger.insert(
+            "__user_inject_props__",
+            flowd_engine::value::json::parse(r#"[{"p":"payload","v":"over","vt":"str"}]"#).unwrap(),
+        );
         f.send("i", trigger).await;
         let m = f.next_from("i").await.msg;
         assert_eq!(m.payload(), Some(&Value::str("over")));
@@ -413,12 +373,26 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn once_then_repeat() {
         let mut f = start(json!([{"id":"i","type":"inject","once":true,"onceDelay":"2","repeat":"5","props":[{"p":"payload","v":"tick","vt":"str"}]}])).await;
-        assert!(f.next_from_within("i", Duration::from_millis(1900)).await.is_none());
+        assert!(f
+            .next_from_within("i", Duration::from_millis(1900))
+            .await
+            .is_none());
         let first = f.next_from_within("i", Duration::from_millis(200)).await;
         assert!(first.is_some(), "once fires after 2 s");
-        assert!(f.next_from_within("i", Duration::from_millis(4900)).await.is_none());
-        assert!(f.next_from_within("i", Duration::from_millis(200)).await.is_some(), "then every 5 s");
-        assert!(f.next_from_within("i", Duration::from_millis(5100)).await.is_some());
+        assert!(f
+            .next_from_within("i", Duration::from_millis(4900))
+            .await
+            .is_none());
+        assert!(
+            f.next_from_within("i", Duration::from_millis(200))
+                .await
+                .is_some(),
+            "then every 5 s"
+        );
+        assert!(f
+            .next_from_within("i", Duration::from_millis(5100))
+            .await
+            .is_some());
         f.stop().await;
     }
 
@@ -430,7 +404,10 @@ mod tests {
         .await;
         f.send("i", Msg::new()).await;
         let m = f.next_from("i").await.msg;
-        assert!(m.payload().is_none(), "a missing context key leaves payload undefined");
+        assert!(
+            m.payload().is_none(),
+            "a missing context key leaves payload undefined"
+        );
         f.stop().await;
     }
 
@@ -442,6 +419,9 @@ mod tests {
             .err()
             .unwrap();
         let fields: Vec<String> = e.iter().filter_map(|e| e.field.clone()).collect();
-        assert_eq!(fields, ["props[0]", "props[1]", "props[2]", "repeat", "crontab"]);
+        assert_eq!(
+            fields,
+            ["props[0]", "props[1]", "props[2]", "repeat", "crontab"]
+        );
     }
 }

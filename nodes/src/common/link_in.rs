@@ -27,7 +27,14 @@ impl NodeType for LinkInType {
         NodeDescriptor::new("link in", "common", "node-red/link", "#ddd", 0, 1)
             .icon("link-out.svg")
             .prop(Prop::new("name", "Name", Kind::Text, json!("")))
-            .prop(Prop::new("links", "Linked from", Kind::Structured { widget: "links".into() }, json!([])))
+            .prop(Prop::new(
+                "links",
+                "Linked from",
+                Kind::Structured {
+                    widget: "links".into(),
+                },
+                json!([]),
+            ))
             .help("Receives the messages of the link out nodes that name it, on any tab.")
     }
 

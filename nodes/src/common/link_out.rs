@@ -55,7 +55,14 @@ impl NodeType for LinkOutType {
                 },
                 json!("link"),
             ))
-            .prop(Prop::new("links", "Linked to", Kind::Structured { widget: "links".into() }, json!([])))
+            .prop(Prop::new(
+                "links",
+                "Linked to",
+                Kind::Structured {
+                    widget: "links".into(),
+                },
+                json!([]),
+            ))
             .help("Sends messages to the selected link in nodes, which may be on other tabs.")
     }
 
@@ -63,15 +70,22 @@ impl NodeType for LinkOutType {
         let c: LinkOutConfig = cx.config()?;
         let mut ok = true;
         if c.mode != "link" && !c.mode.is_empty() {
-            cx.error("mode", format!("mode \"{}\" is not supported by flowd yet (only \"link\")", c.mode));
+            cx.error(
+                "mode",
+                format!(
+                    "mode \"{}\" is not supported by flowd yet (only \"link\")",
+                    c.mode
+                ),
+            );
             ok = false;
         }
         for target in &c.links {
             let problem = match cx.flow_set().get(target) {
                 None => Some(format!("linked node \"{target}\" does not exist")),
-                Some(n) if n.type_name != "link in" => {
-                    Some(format!("linked node \"{target}\" is a {}, not a link in", n.type_name))
-                }
+                Some(n) if n.type_name != "link in" => Some(format!(
+                    "linked node \"{target}\" is a {}, not a link in",
+                    n.type_name
+                )),
                 Some(_) => None,
             };
             if let Some(p) = problem {
@@ -122,7 +136,10 @@ mod tests {
         ]);
         let mut f = TestFlow::start(&crate::registry(), flows).await.unwrap();
         f.send("lo", Msg::with_payload("hop")).await;
-        assert_eq!(f.next_from("after").await.msg.payload(), Some(&Value::str("hop")));
+        assert_eq!(
+            f.next_from("after").await.msg.payload(),
+            Some(&Value::str("hop"))
+        );
         f.stop().await;
     }
 

@@ -11,9 +11,15 @@ pub fn parse_scope(v: Option<&Json>) -> Result<Scope, String> {
         Some(Json::String(s)) if s.is_empty() => Ok(Scope::All),
         Some(Json::Array(ids)) => ids
             .iter()
-            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| format!("scope entries must be node ids, found {i}")))
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("scope entries must be node ids, found {i}"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Scope::Nodes),
-        Some(other) => Err(format!("expected null, \"group\" or an array of node ids, found {other}")),
+        Some(other) => Err(format!(
+            "expected null, \"group\" or an array of node ids, found {other}"
+        )),
     }
 }

@@ -36,7 +36,9 @@ impl NodeType for StatusType {
     }
 
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
-        let mut scope = parse_scope(cx.props().get("scope")).map_err(|e| cx.error("scope", e)).ok()?;
+        let mut scope = parse_scope(cx.props().get("scope"))
+            .map_err(|e| cx.error("scope", e))
+            .ok()?;
         if let Scope::Nodes(ids) = &mut scope {
             let wired: Vec<&String> = cx.wires().iter().flatten().collect();
             ids.retain(|id| !wired.contains(&id));
@@ -66,7 +68,8 @@ mod tests {
             r#"{"fill":"grey","shape":"dot","text":"hello","source":{"id":"d","type":"debug","name":"D"}}"#
         );
         assert!(m.payload().is_none());
-        f.expect_nothing_from("s2", std::time::Duration::from_millis(100)).await;
+        f.expect_nothing_from("s2", std::time::Duration::from_millis(100))
+            .await;
         f.stop().await;
     }
 }

@@ -1,15 +1,15 @@
 //! `change` node: applies an ordered list of rules (set, change, delete,
 //! move) to a message, or to flow/global context, then forwards the message.
 //!
-//! Values are typed inputs (see [`super::typed_value`]); everything static
+//! Values are typed inputs (see [`crate::typed_value`]); everything static
 //! (paths, regexes, numbers, JSON, env) is prepared at build, where invalid
 //! regexes, invalid JSON and JSONata are reported as validation errors.
 //! When `rules` is absent the legacy single-rule form (`action`, `property`,
 //! `from`, `to`, `reg`) is used.
 
-use super::typed_value::{
-    compile, get_property, raw_string, replace_literal_all, replace_literal_first, replace_regex_all, ContextKey, Typed,
-    TypedError,
+use crate::typed_value::{
+    compile, get_property, raw_string, replace_literal_all, replace_literal_first,
+    replace_regex_all, ContextKey, Typed, TypedError,
 };
 use flowd_engine::config_de;
 use flowd_engine::context::ContextScope;
@@ -84,8 +84,8 @@ enum FromKind {
 
 #[derive(Debug)]
 enum From {
-    /// `fromt` str/num/bool: the literal text.
-    Literal(FromKind, String),
+    /// `fromt` str/num/bool: the literal text (and as a value).
+    Literal(FromKind, String, Value),
     /// `fromt` re.
     Regex(regress::Regex),
     /// `fromt` msg/flow/global: its type decides at rule time.
@@ -169,6 +169,8 @@ impl NodeType for ChangeType {
         let legacy = c.rules.is_none();
         let rules = match c.rules {
             Some(r) => r,
+            // Neither form: Node-RED's rule does nothing and forwards.
+            None if c.action.is_empty() => Vec::new(),
             None => vec![legacy_rule(&c)],
         };
         let field = |i: usize, name: &str| -> String {
@@ -203,7 +205,11 @@ impl NodeType for ChangeType {
 
 /// The single rule of a pre-`rules` flow.
 fn legacy_rule(c: &ChangeConfig) -> RuleConfig {
-    let t = if c.action == "replace" { "set".to_string() } else { c.action.clone() };
+    let t = if c.action == "replace" {
+        "set".to_string()
+    } else {
+        c.action.clone()
+    };
     let or_empty = |v: &Option<Json>| match v {
         Some(j) if Value::from_json(j).is_truthy() => Some(j.clone()),
         _ => Some(Json::String(String::new())),
@@ -234,10 +240,14 @@ type FieldErrors = Vec<(String, String)>;
 
 fn target(scope: &str, prop: &str) -> Result<Target, String> {
     match scope {
-        "msg" => Path::parse(prop).map(Target::Msg).map_err(|e| e.to_string()),
+        "msg" => Path::parse(prop)
+            .map(Target::Msg)
+            .map_err(|e| e.to_string()),
         "flow" => ContextKey::parse(prop).map(|k| Target::Context(ContextScope::Flow, k)),
         "global" => ContextKey::parse(prop).map(|k| Target::Context(ContextScope::Global, k)),
-        other => Err(format!("unknown property type \"{other}\" (expected msg, flow or global)")),
+        other => Err(format!(
+            "unknown property type \"{other}\" (expected msg, flow or global)"
+        )),
     }
 }
 
@@ -283,7 +293,11 @@ fn build_rule(
     if r.pt.is_empty() {
         r.pt = "msg".into();
     }
-    if r.t == "change" && r.re.as_ref().is_some_and(|j| Value::from_json(j).is_truthy()) {
+    if r.t == "change"
+        && r.re
+            .as_ref()
+            .is_some_and(|j| Value::from_json(j).is_truthy())
+    {
         r.fromt = "re".into();
     }
     if r.t == "set" && r.tot.is_empty() {
@@ -303,7 +317,11 @@ fn build_rule(
 
     let mut errors: FieldErrors = Vec::new();
     let tgt = target(&r.pt, &r.p).map_err(|e| {
-        let f = if r.pt == "msg" || r.pt == "flow" || r.pt == "global" { "p" } else { "pt" };
+        let f = if r.pt == "msg" || r.pt == "flow" || r.pt == "global" {
+            "p"
+        } else {
+            "pt"
+        };
         errors.push((field(i, f), e));
     });
     let steps = match r.t.as_str() {
@@ -330,17 +348,35 @@ fn build_rule(
             let v = value_for(i, &r, env, field).map_err(|e| errors.push(e));
             let from_text = raw_string(r.from.as_ref());
             let from = match r.fromt.as_str() {
-                "str" => Ok(From::Literal(FromKind::Str, from_text)),
-                "num" => Ok(From::Literal(FromKind::Num, from_text)),
-                "bool" => Ok(From::Literal(FromKind::Bool, from_text)),
-                "re" => super::typed_value::compile_regex(&from_text, false)
+                "str" => Ok(From::Literal(
+                    FromKind::Str,
+                    from_text.clone(),
+                    Value::str(&from_text),
+                )),
+                "num" => Ok(From::Literal(
+                    FromKind::Num,
+                    from_text.clone(),
+                    Value::str(&from_text),
+                )),
+                "bool" => Ok(From::Literal(
+                    FromKind::Bool,
+                    from_text.clone(),
+                    Value::str(&from_text),
+                )),
+                "re" => crate::typed_value::compile_regex(&from_text, false)
                     .map(From::Regex)
                     .map_err(|e| (field(i, "from"), format!("Invalid 'from' property: {e}"))),
                 "msg" | "flow" | "global" => compile(&r.fromt, r.from.as_ref(), env)
                     .map(From::Dynamic)
                     .map_err(|e| (field(i, "from"), e.to_string())),
-                "jsonata" => Err((field(i, "fromt"), super::typed_value::JSONATA_UNSUPPORTED.to_string())),
-                other => Err((field(i, "fromt"), format!("unsupported search type \"{other}\""))),
+                "jsonata" => Err((
+                    field(i, "fromt"),
+                    crate::typed_value::JSONATA_UNSUPPORTED.to_string(),
+                )),
+                other => Err((
+                    field(i, "fromt"),
+                    format!("unsupported search type \"{other}\""),
+                )),
             }
             .map_err(|e| errors.push(e));
             match (tgt, v, from) {
@@ -358,15 +394,25 @@ fn build_rule(
         }
         "move" => {
             // For a move, `tot` is the scope of the destination `to`.
-            let to_scope = if r.tot == "str" { "msg".to_string() } else { r.tot.clone() };
+            let to_scope = if r.tot == "str" {
+                "msg".to_string()
+            } else {
+                r.tot.clone()
+            };
             let to = raw_string(r.to.as_ref());
             let dest = target(&to_scope, &to).map_err(|e| {
-                let f = if matches!(to_scope.as_str(), "msg" | "flow" | "global") { "to" } else { "tot" };
+                let f = if matches!(to_scope.as_str(), "msg" | "flow" | "global") {
+                    "to"
+                } else {
+                    "tot"
+                };
                 errors.push((field(i, f), e));
             });
             let src = source(&r.pt, &r.p);
             match (tgt, dest, src) {
-                (Ok(from_target), Ok(dest), Ok(src)) => move_steps(&r.p, &r.pt, &to, &to_scope, from_target, dest, src),
+                (Ok(from_target), Ok(dest), Ok(src)) => {
+                    move_steps(&r.p, &r.pt, &to, &to_scope, from_target, dest, src)
+                }
                 _ => vec![],
             }
         }
@@ -392,7 +438,15 @@ fn build_rule(
 /// Node-RED's move: set the destination from the source and delete the
 /// source; when that could clobber (moving into a child of the source, or
 /// onto itself) it goes through a temporary `_temp_move` property.
-fn move_steps(p: &str, pt: &str, to: &str, tot: &str, from_target: Target, dest: Target, src: Typed) -> Vec<Step> {
+fn move_steps(
+    p: &str,
+    pt: &str,
+    to: &str,
+    tot: &str,
+    from_target: Target,
+    dest: Target,
+    src: Typed,
+) -> Vec<Step> {
     let direct = tot != pt || (p.contains(to) && p != to);
     if direct {
         return vec![
@@ -454,7 +508,7 @@ fn parents_exist(msg: &Msg, p: &Path) -> bool {
         Some(v) => v,
         None => return false,
     };
-    for (n, s) in segs[1..segs.len() - 1].iter().enumerate() {
+    for s in &segs[1..segs.len() - 1] {
         if !matches!(cur, Value::Object(_) | Value::Array(_)) {
             return false;
         }
@@ -462,17 +516,21 @@ fn parents_exist(msg: &Msg, p: &Path) -> bool {
             Some(v) => cur = v,
             None => return false,
         }
-        let _ = n;
     }
     matches!(cur, Value::Object(_) | Value::Array(_))
 }
 
 impl Step {
-    fn resolve_from<'a>(&'a self, from: &'a From, msg: &Msg, cx: &NodeCx<'_>) -> Result<Option<Resolved<'a>>, String> {
+    fn resolve_from<'a>(
+        &'a self,
+        from: &'a From,
+        msg: &Msg,
+        cx: &NodeCx<'_>,
+    ) -> Result<Option<Resolved<'a>>, String> {
         Ok(Some(match from {
-            From::Literal(kind, text) => Resolved {
+            From::Literal(kind, text, exact) => Resolved {
                 kind: *kind,
-                exact: Value::str(text),
+                exact: exact.clone(),
                 search: Search::All(Cow::Borrowed(text)),
             },
             From::Regex(re) => Resolved {
@@ -512,7 +570,13 @@ impl Step {
     }
 
     /// The new value for a `change` of `current`, or None to leave it.
-    fn changed(&self, current: Option<&Value>, from: &Resolved<'_>, value: &Option<Value>, on_msg: bool) -> Option<Option<Value>> {
+    fn changed(
+        &self,
+        current: Option<&Value>,
+        from: &Resolved<'_>,
+        value: &Option<Value>,
+        on_msg: bool,
+    ) -> Option<Option<Value>> {
         let StepKind::Change { bool_result, .. } = &self.kind else {
             return None;
         };
@@ -618,7 +682,14 @@ impl Step {
         }
     }
 
-    fn write_msg(&self, msg: &mut Msg, p: &Path, value: Option<Value>, warn: bool, cx: &mut NodeCx<'_>) {
+    fn write_msg(
+        &self,
+        msg: &mut Msg,
+        p: &Path,
+        value: Option<Value>,
+        warn: bool,
+        cx: &mut NodeCx<'_>,
+    ) {
         let refused = match value {
             Some(v) => matches!(msg.set_expr(p, v), Err(PathError::NotAnObject { .. })),
             None => match p.resolve(msg) {
@@ -635,7 +706,10 @@ impl Step {
             },
         };
         if refused && warn {
-            cx.warn(format!("Cannot set property of non-object type: {}", self.prop));
+            cx.warn(format!(
+                "Cannot set property of non-object type: {}",
+                self.prop
+            ));
         }
     }
 }
@@ -684,7 +758,9 @@ mod tests {
     }
 
     async fn payload_after(rules: Json, payload: Value) -> Option<Value> {
-        run(rules, Msg::with_payload(payload)).await.map(|m| m.payload().cloned().unwrap_or(Value::Null))
+        run(rules, Msg::with_payload(payload))
+            .await
+            .map(|m| m.payload().cloned().unwrap_or(Value::Null))
     }
 
     #[tokio::test]
@@ -708,7 +784,10 @@ mod tests {
             out.payload().unwrap().to_json(),
             r#"{"a":5,"b":true,"c":"x","d":"in/x","e":{"f":{"g":"deep"}},"h":[1,"2",{"3":null}],"i":true,"j":1000,"k":{"type":"Buffer","data":[104,105]}}"#
         );
-        assert!(matches!(out.payload().unwrap().as_object().unwrap().get("k"), Some(Value::Buffer(_))));
+        assert!(matches!(
+            out.payload().unwrap().as_object().unwrap().get("k"),
+            Some(Value::Buffer(_))
+        ));
     }
 
     #[tokio::test]
@@ -720,7 +799,10 @@ mod tests {
         .await;
         for _ in 0..2 {
             f.send("c", Msg::new()).await;
-            assert_eq!(f.next_from("c2").await.msg.payload().unwrap().to_json(), r#"{"n":[1]}"#);
+            assert_eq!(
+                f.next_from("c2").await.msg.payload().unwrap().to_json(),
+                r#"{"n":[1]}"#
+            );
         }
         f.stop().await;
     }
@@ -728,21 +810,53 @@ mod tests {
     #[tokio::test]
     async fn value_types() {
         let p = |to: &str, tot: &str| json!([{"t":"set","p":"payload","to":to,"tot":tot}]);
-        assert_eq!(payload_after(p("", "num"), Value::Null).await, Some(Value::Number(0.0)));
-        assert!(payload_after(p("abc", "num"), Value::Null).await.unwrap().as_f64().unwrap().is_nan());
-        assert_eq!(payload_after(p("TRUE", "bool"), Value::Null).await, Some(Value::Bool(true)));
-        assert_eq!(payload_after(p("yes", "bool"), Value::Null).await, Some(Value::Bool(false)));
-        assert_eq!(payload_after(p("\"hi\"", "bin"), Value::Null).await.unwrap().to_json(), r#"{"type":"Buffer","data":[104,105]}"#);
-        let before = super::super::typed_value::now_ms();
-        let t = payload_after(p("", "date"), Value::Null).await.unwrap().as_f64().unwrap();
+        assert_eq!(
+            payload_after(p("", "num"), Value::Null).await,
+            Some(Value::Number(0.0))
+        );
+        assert!(payload_after(p("abc", "num"), Value::Null)
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap()
+            .is_nan());
+        assert_eq!(
+            payload_after(p("TRUE", "bool"), Value::Null).await,
+            Some(Value::Bool(true))
+        );
+        assert_eq!(
+            payload_after(p("yes", "bool"), Value::Null).await,
+            Some(Value::Bool(false))
+        );
+        assert_eq!(
+            payload_after(p("\"hi\"", "bin"), Value::Null)
+                .await
+                .unwrap()
+                .to_json(),
+            r#"{"type":"Buffer","data":[104,105]}"#
+        );
+        let before = crate::typed_value::now_ms();
+        let t = payload_after(p("", "date"), Value::Null)
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap();
         assert!(t >= before && t < before + 5000.0);
         let iso = payload_after(p("iso", "date"), Value::Null).await.unwrap();
         assert!(iso.as_str().unwrap().ends_with('Z'));
         // A legacy set rule without tot whose `to` starts with "msg."
-        let out = run(json!([{"t":"set","p":"payload","to":"msg.topic"}]), msg(r#"{"topic":"t"}"#)).await.unwrap();
+        let out = run(
+            json!([{"t":"set","p":"payload","to":"msg.topic"}]),
+            msg(r#"{"topic":"t"}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.payload(), Some(&Value::str("t")));
         // Rules without a type default to str.
-        assert_eq!(payload_after(json!([{"t":"set","p":"payload","to":"5"}]), Value::Null).await, Some(Value::str("5")));
+        assert_eq!(
+            payload_after(json!([{"t":"set","p":"payload","to":"5"}]), Value::Null).await,
+            Some(Value::str("5"))
+        );
     }
 
     #[tokio::test]
@@ -767,10 +881,20 @@ mod tests {
     #[tokio::test]
     async fn msg_values_and_missing_sources() {
         // A missing source property deletes the target (set to undefined).
-        let out = run(json!([{"t":"set","p":"topic","to":"nope","tot":"msg"}]), msg(r#"{"topic":"t"}"#)).await.unwrap();
+        let out = run(
+            json!([{"t":"set","p":"topic","to":"nope","tot":"msg"}]),
+            msg(r#"{"topic":"t"}"#),
+        )
+        .await
+        .unwrap();
         assert!(out.get("topic").is_none());
         // Reading through a missing parent throws in Node-RED: the rule is skipped.
-        let out = run(json!([{"t":"set","p":"topic","to":"no.pe","tot":"msg"}]), msg(r#"{"topic":"t"}"#)).await.unwrap();
+        let out = run(
+            json!([{"t":"set","p":"topic","to":"no.pe","tot":"msg"}]),
+            msg(r#"{"topic":"t"}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.get("topic"), Some(&Value::str("t")));
         // Computed properties and nested references.
         let out = run(
@@ -805,7 +929,24 @@ mod tests {
         assert_eq!(out.get("topic"), Some(&Value::str("after")));
         let obs = f.observer.clone();
         obs.wait_until(Duration::from_secs(2), "warning", |o| {
-            o.logs().iter().any(|l| l.text == "Cannot set property of non-object type: payload.a")
+            o.logs()
+                .iter()
+                .any(|l| l.text == "Cannot set property of non-object type: payload.a")
+        })
+        .await;
+        f.stop().await;
+        // Setting undefined under a missing parent is refused the same way.
+        let mut f = start(change(json!([
+            {"t":"set","p":"a.b","to":"nope","tot":"msg"}
+        ])))
+        .await;
+        f.send("c", Msg::new()).await;
+        assert!(f.next_from("c").await.msg.get("a").is_none());
+        let obs = f.observer.clone();
+        obs.wait_until(Duration::from_secs(2), "warning", |o| {
+            o.logs()
+                .iter()
+                .any(|l| l.text == "Cannot set property of non-object type: a.b")
         })
         .await;
         f.stop().await;
@@ -819,28 +960,47 @@ mod tests {
             {"t":"delete","p":"payload.o.a"},
             {"t":"delete","p":"topic"}
         ]);
-        let out = run(rules, msg(r#"{"topic":"t","payload":{"arr":[1,2,3],"o":{"a":1,"b":2}}}"#)).await.unwrap();
+        let out = run(
+            rules,
+            msg(r#"{"topic":"t","payload":{"arr":[1,2,3],"o":{"a":1,"b":2}}}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(without_id(&out), r#"{"payload":{"arr":[1,3],"o":{"b":2}}}"#);
     }
 
     #[tokio::test]
     async fn move_rules() {
-        let out = run(json!([{"t":"move","p":"payload","pt":"msg","to":"topic","tot":"msg"}]), msg(r#"{"payload":"v","topic":"t"}"#))
-            .await
-            .unwrap();
+        let out = run(
+            json!([{"t":"move","p":"payload","pt":"msg","to":"topic","tot":"msg"}]),
+            msg(r#"{"payload":"v","topic":"t"}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(without_id(&out), r#"{"topic":"v"}"#);
         // Into a child of the source.
-        let out = run(json!([{"t":"move","p":"payload","pt":"msg","to":"payload.inner","tot":"msg"}]), msg(r#"{"payload":{"a":1}}"#))
-            .await
-            .unwrap();
+        let out = run(
+            json!([{"t":"move","p":"payload","pt":"msg","to":"payload.inner","tot":"msg"}]),
+            msg(r#"{"payload":{"a":1}}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.payload().unwrap().to_json(), r#"{"inner":{"a":1}}"#);
         // Out of a child into its parent.
-        let out = run(json!([{"t":"move","p":"payload.a.b","pt":"msg","to":"payload","tot":"msg"}]), msg(r#"{"payload":{"a":{"b":{"c":1}}}}"#))
-            .await
-            .unwrap();
+        let out = run(
+            json!([{"t":"move","p":"payload.a.b","pt":"msg","to":"payload","tot":"msg"}]),
+            msg(r#"{"payload":{"a":{"b":{"c":1}}}}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.payload().unwrap().to_json(), r#"{"c":1}"#);
         // Moving a missing property deletes the destination.
-        let out = run(json!([{"t":"move","p":"nope","pt":"msg","to":"topic","tot":"msg"}]), msg(r#"{"topic":"t"}"#)).await.unwrap();
+        let out = run(
+            json!([{"t":"move","p":"nope","pt":"msg","to":"topic","tot":"msg"}]),
+            msg(r#"{"topic":"t"}"#),
+        )
+        .await
+        .unwrap();
         assert!(out.get("topic").is_none());
         assert!(out.get("_temp_move").is_none());
     }
@@ -864,24 +1024,50 @@ mod tests {
     async fn change_in_strings() {
         let rule = |from: &str, fromt: &str, to: &str, tot: &str| json!([{"t":"change","p":"payload","from":from,"fromt":fromt,"to":to,"tot":tot}]);
         // Literal, global.
-        assert_eq!(payload_after(rule("a.", "str", "x", "str"), Value::str("a.a.ab")).await, Some(Value::str("xxab")));
+        assert_eq!(
+            payload_after(rule("a.", "str", "x", "str"), Value::str("a.a.ab")).await,
+            Some(Value::str("xxab"))
+        );
         // Regex with captures and $&.
         assert_eq!(
-            payload_after(rule("(\\w+)@(\\w+)", "re", "$2 at $1 [$&] $$", "str"), Value::str("me@host")).await,
+            payload_after(
+                rule("(\\w+)@(\\w+)", "re", "$2 at $1 [$&] $$", "str"),
+                Value::str("me@host")
+            )
+            .await,
             Some(Value::str("host at me [me@host] $"))
         );
         // A literal replacement still expands $-patterns, as String.replace does.
-        assert_eq!(payload_after(rule("b", "str", "<$&>", "str"), Value::str("abc")).await, Some(Value::str("a<b>c")));
+        assert_eq!(
+            payload_after(rule("b", "str", "<$&>", "str"), Value::str("abc")).await,
+            Some(Value::str("a<b>c"))
+        );
         // Exact match replaces the whole value, keeping the to type.
-        assert_eq!(payload_after(rule("yes", "str", "1", "num"), Value::str("yes")).await, Some(Value::Number(1.0)));
+        assert_eq!(
+            payload_after(rule("yes", "str", "1", "num"), Value::str("yes")).await,
+            Some(Value::Number(1.0))
+        );
         // Partial match with a number value gives a string.
-        assert_eq!(payload_after(rule("yes", "str", "1", "num"), Value::str("yes!")).await, Some(Value::str("1!")));
+        assert_eq!(
+            payload_after(rule("yes", "str", "1", "num"), Value::str("yes!")).await,
+            Some(Value::str("1!"))
+        );
         // to bool: a result equal to "true" becomes the boolean.
-        assert_eq!(payload_after(rule("^on$", "re", "true", "bool"), Value::str("on")).await, Some(Value::Bool(true)));
-        assert_eq!(payload_after(rule("o", "re", "true", "bool"), Value::str("oo")).await, Some(Value::str("truetrue")));
+        assert_eq!(
+            payload_after(rule("^on$", "re", "true", "bool"), Value::str("on")).await,
+            Some(Value::Bool(true))
+        );
+        assert_eq!(
+            payload_after(rule("o", "re", "true", "bool"), Value::str("oo")).await,
+            Some(Value::str("truetrue"))
+        );
         // Legacy `re` flag.
         assert_eq!(
-            payload_after(json!([{"t":"change","p":"payload","from":"\\d","re":true,"to":"#"}]), Value::str("a1b22")).await,
+            payload_after(
+                json!([{"t":"change","p":"payload","from":"\\d","re":true,"to":"#"}]),
+                Value::str("a1b22")
+            )
+            .await,
             Some(Value::str("a#b##"))
         );
     }
@@ -889,24 +1075,56 @@ mod tests {
     #[tokio::test]
     async fn change_numbers_and_booleans() {
         let rule = |from: &str, fromt: &str, to: &str, tot: &str| json!([{"t":"change","p":"payload","from":from,"fromt":fromt,"to":to,"tot":tot}]);
-        assert_eq!(payload_after(rule("5", "num", "five", "str"), Value::Number(5.0)).await, Some(Value::str("five")));
-        assert_eq!(payload_after(rule("5", "num", "five", "str"), Value::Number(6.0)).await, Some(Value::Number(6.0)));
+        assert_eq!(
+            payload_after(rule("5", "num", "five", "str"), Value::Number(5.0)).await,
+            Some(Value::str("five"))
+        );
+        assert_eq!(
+            payload_after(rule("5", "num", "five", "str"), Value::Number(6.0)).await,
+            Some(Value::Number(6.0))
+        );
         // A number with a str search is left alone.
-        assert_eq!(payload_after(rule("5", "str", "five", "str"), Value::Number(5.0)).await, Some(Value::Number(5.0)));
-        assert_eq!(payload_after(rule("true", "bool", "0", "num"), Value::Bool(true)).await, Some(Value::Number(0.0)));
-        assert_eq!(payload_after(rule("false", "bool", "0", "num"), Value::Bool(true)).await, Some(Value::Bool(true)));
+        assert_eq!(
+            payload_after(rule("5", "str", "five", "str"), Value::Number(5.0)).await,
+            Some(Value::Number(5.0))
+        );
+        assert_eq!(
+            payload_after(rule("true", "bool", "0", "num"), Value::Bool(true)).await,
+            Some(Value::Number(0.0))
+        );
+        assert_eq!(
+            payload_after(rule("false", "bool", "0", "num"), Value::Bool(true)).await,
+            Some(Value::Bool(true))
+        );
         // The string "5" equals from "5" exactly: replaced whole.
-        assert_eq!(payload_after(rule("5", "num", "true", "bool"), Value::str("5")).await, Some(Value::Bool(true)));
+        assert_eq!(
+            payload_after(rule("5", "num", "true", "bool"), Value::str("5")).await,
+            Some(Value::Bool(true))
+        );
         // Objects are untouched.
-        assert_eq!(payload_after(rule("a", "str", "b", "str"), json::parse(r#"{"a":1}"#).unwrap()).await.unwrap().to_json(), r#"{"a":1}"#);
+        assert_eq!(
+            payload_after(
+                rule("a", "str", "b", "str"),
+                json::parse(r#"{"a":1}"#).unwrap()
+            )
+            .await
+            .unwrap()
+            .to_json(),
+            r#"{"a":1}"#
+        );
     }
 
     #[tokio::test]
     async fn change_with_dynamic_search_values() {
-        let rules = json!([{"t":"change","p":"payload","from":"find","fromt":"msg","to":"X","tot":"str"}]);
-        let out = run(rules.clone(), msg(r#"{"payload":"a.b.a","find":"a"}"#)).await.unwrap();
+        let rules =
+            json!([{"t":"change","p":"payload","from":"find","fromt":"msg","to":"X","tot":"str"}]);
+        let out = run(rules.clone(), msg(r#"{"payload":"a.b.a","find":"a"}"#))
+            .await
+            .unwrap();
         assert_eq!(out.payload(), Some(&Value::str("X.b.X")));
-        let out = run(rules.clone(), msg(r#"{"payload":7,"find":7}"#)).await.unwrap();
+        let out = run(rules.clone(), msg(r#"{"payload":7,"find":7}"#))
+            .await
+            .unwrap();
         assert_eq!(out.payload(), Some(&Value::str("X")));
         // An unsupported search type goes to catch and drops the message.
         let mut f = start(json!([
@@ -917,8 +1135,15 @@ mod tests {
         f.send("c", msg(r#"{"payload":"a","find":{"x":1}}"#)).await;
         let caught = f.next_from("k").await.msg;
         assert_eq!(
-            caught.get("error").unwrap().as_object().unwrap().get("message"),
-            Some(&Value::str("Invalid 'from' property: unsupported type: object"))
+            caught
+                .get("error")
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .get("message"),
+            Some(&Value::str(
+                "Invalid 'from' property: unsupported type: object"
+            ))
         );
         f.expect_nothing_from("c", Duration::from_millis(100)).await;
         f.stop().await;
@@ -974,19 +1199,46 @@ mod tests {
             json!([n])
         };
         for (cfg, payload, expected) in [
-            (json!({"action":"replace","property":"payload","to":"new"}), "old", "new"),
-            (json!({"action":"change","property":"payload","from":"o","to":"0"}), "foo", "f00"),
-            (json!({"action":"change","property":"payload","from":"o+","to":"0","reg":true}), "foo", "f0"),
-            (json!({"action":"change","property":"payload","from":"o+","to":"0","reg":null}), "foo", "f0"),
+            (
+                json!({"action":"replace","property":"payload","to":"new"}),
+                "old",
+                "new",
+            ),
+            (
+                json!({"action":"change","property":"payload","from":"o","to":"0"}),
+                "foo",
+                "f00",
+            ),
+            (
+                json!({"action":"change","property":"payload","from":"o+","to":"0","reg":true}),
+                "foo",
+                "f0",
+            ),
+            (
+                json!({"action":"change","property":"payload","from":"o+","to":"0","reg":null}),
+                "foo",
+                "f0",
+            ),
         ] {
             let mut f = start(node(cfg.clone())).await;
             f.send("c", Msg::with_payload(payload)).await;
-            assert_eq!(f.next_from("c").await.msg.payload(), Some(&Value::str(expected)), "{cfg}");
+            assert_eq!(
+                f.next_from("c").await.msg.payload(),
+                Some(&Value::str(expected)),
+                "{cfg}"
+            );
             f.stop().await;
         }
         let mut f = start(node(json!({"action":"delete","property":"topic"}))).await;
         f.send("c", msg(r#"{"topic":"t"}"#)).await;
         assert!(f.next_from("c").await.msg.get("topic").is_none());
+        f.stop().await;
+        let mut f = start(node(json!({}))).await;
+        f.send("c", msg(r#"{"topic":"t"}"#)).await;
+        assert_eq!(
+            f.next_from("c").await.msg.get("topic"),
+            Some(&Value::str("t"))
+        );
         f.stop().await;
     }
 
@@ -999,7 +1251,10 @@ mod tests {
         .await;
         f.send("c", Msg::with_payload("x")).await;
         assert_eq!(f.next_from("c").await.msg.payload(), Some(&Value::str("x")));
-        assert_eq!(f.next_from("done").await.msg.payload(), Some(&Value::str("x")));
+        assert_eq!(
+            f.next_from("done").await.msg.payload(),
+            Some(&Value::str("x"))
+        );
         f.stop().await;
     }
 
@@ -1018,15 +1273,35 @@ mod tests {
         .err()
         .unwrap();
         let text = e.to_string();
-        for field in ["rules[0].to", "rules[1].from", "rules[2].tot", "rules[3].p", "rules[4].t", "rules[5].pt", "rules[6].to"] {
-            assert!(text.contains(&format!("field \"{field}\"")), "{field} in {text}");
+        for field in [
+            "rules[0].to",
+            "rules[1].from",
+            "rules[2].tot",
+            "rules[3].p",
+            "rules[4].t",
+            "rules[5].pt",
+            "rules[6].to",
+        ] {
+            assert!(
+                text.contains(&format!("field \"{field}\"")),
+                "{field} in {text}"
+            );
         }
-        assert!(text.contains("JSONata expressions are not supported by flowd yet"), "{text}");
-        assert!(text.contains("Invalid 'from' property: Invalid regular expression: /(/"), "{text}");
+        assert!(
+            text.contains("JSONata expressions are not supported by flowd yet"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Invalid 'from' property: Invalid regular expression: /(/"),
+            "{text}"
+        );
         assert!(text.contains("\"c\""), "{text}");
         assert_eq!(e.0.len(), 7, "{text}");
         // Type errors in the rule list name the field.
-        let e = try_start(json!([{"id":"c","type":"change","rules":[{"t":["set"]}]}])).await.err().unwrap();
+        let e = try_start(json!([{"id":"c","type":"change","rules":[{"t":["set"]}]}]))
+            .await
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("rules[0].t"), "{e}");
     }
 }

@@ -91,7 +91,7 @@ struct RbeNode {
     separate_topics: bool,
     property: Path,
     topic_property: Path,
-    previous: HashMap<Str, Previous>,
+    previous: HashMap<Str, Previous, foldhash::fast::RandomState>,
 }
 
 impl NodeType for RbeType {
@@ -104,9 +104,15 @@ impl NodeType for RbeType {
             ("rbe", "block unless value changes"),
             ("rbei", "block unless value changes (ignore initial value)"),
             ("deadband", "block unless value change is greater than"),
-            ("deadbandEq", "block unless value change is greater or equal to"),
+            (
+                "deadbandEq",
+                "block unless value change is greater or equal to",
+            ),
             ("narrowband", "block if value change is greater than"),
-            ("narrowbandEq", "block if value change is greater or equal to"),
+            (
+                "narrowbandEq",
+                "block if value change is greater or equal to",
+            ),
         ];
         NodeDescriptor::new("rbe", "function", "node-red/rbe", "#E2D96E", 1, 1)
             .label("filter")
@@ -115,11 +121,19 @@ impl NodeType for RbeType {
                 "func",
                 "Mode",
                 Kind::Select {
-                    options: modes.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect(),
+                    options: modes
+                        .iter()
+                        .map(|(v, l)| (v.to_string(), l.to_string()))
+                        .collect(),
                 },
                 json!("rbe"),
             ))
-            .prop(Prop::new("gap", "Band (number or %)", Kind::Text, json!("")))
+            .prop(Prop::new(
+                "gap",
+                "Band (number or %)",
+                Kind::Text,
+                json!(""),
+            ))
             .prop(Prop::new("start", "Start value", Kind::Text, json!("")))
             .prop(Prop::new(
                 "inout",
@@ -133,8 +147,18 @@ impl NodeType for RbeType {
                 json!("out"),
             ))
             .prop(Prop::new("property", "Property", Kind::Text, json!("payload")).required())
-            .prop(Prop::new("septopics", "Apply mode separately for each", Kind::Bool, json!(true)))
-            .prop(Prop::new("topi", "Topic property", Kind::Text, json!("topic")))
+            .prop(Prop::new(
+                "septopics",
+                "Apply mode separately for each",
+                Kind::Bool,
+                json!(true),
+            ))
+            .prop(Prop::new(
+                "topi",
+                "Topic property",
+                Kind::Text,
+                json!("topic"),
+            ))
             .prop(Prop::new("name", "Name", Kind::Text, json!("")))
             .help(
                 "Report by exception: passes a message only if its property changed, or \
@@ -161,14 +185,21 @@ impl NodeType for RbeType {
         };
         let gap_text = c.gap.trim();
         let gap = match gap_text.strip_suffix('%') {
-            Some(pct) => Gap::Percent(if pct.trim().is_empty() { 0.0 } else { string_to_number(pct) }),
+            Some(pct) => Gap::Percent(if pct.trim().is_empty() {
+                0.0
+            } else {
+                string_to_number(pct)
+            }),
             None => Gap::Fixed(string_to_number(gap_text)),
         };
         let gap_value = match gap {
             Gap::Fixed(g) | Gap::Percent(g) => g,
         };
         if gap_value.is_nan() || gap_value < 0.0 {
-            cx.error("gap", format!("\"{}\" is not a non-negative number or percentage", c.gap));
+            cx.error(
+                "gap",
+                format!("\"{}\" is not a non-negative number or percentage", c.gap),
+            );
             ok = false;
         }
         let start = match c.start.trim() {
@@ -186,17 +217,28 @@ impl NodeType for RbeType {
             "" | "out" => false,
             "in" => true,
             other => {
-                cx.error("inout", format!("expected \"out\" or \"in\", found \"{other}\""));
+                cx.error(
+                    "inout",
+                    format!("expected \"out\" or \"in\", found \"{other}\""),
+                );
                 ok = false;
                 false
             }
         };
         // Only an explicit boolean false turns separate topics off.
         let separate_topics = !matches!(cx.props().get("septopics"), Some(Json::Bool(false)));
-        let prop = if c.property.is_empty() { "payload" } else { &c.property };
-        let property = Path::parse(prop).map_err(|e| cx.error("property", e.to_string())).ok();
+        let prop = if c.property.is_empty() {
+            "payload"
+        } else {
+            &c.property
+        };
+        let property = Path::parse(prop)
+            .map_err(|e| cx.error("property", e.to_string()))
+            .ok();
         let topi = if c.topi.is_empty() { "topic" } else { &c.topi };
-        let topic_property = Path::parse(topi).map_err(|e| cx.error("topi", e.to_string())).ok();
+        let topic_property = Path::parse(topi)
+            .map_err(|e| cx.error("topi", e.to_string()))
+            .ok();
         let (property, topic_property) = (property?, topic_property?);
         ok.then(|| {
             BuiltNode::function(RbeNode {
@@ -207,7 +249,7 @@ impl NodeType for RbeType {
                 separate_topics,
                 property,
                 topic_property,
-                previous: HashMap::new(),
+                previous: HashMap::default(),
             })
         })
     }
@@ -224,37 +266,46 @@ fn strictly_equal(a: &Value, b: &Value) -> bool {
 }
 
 fn is_object(v: &Value) -> bool {
-    matches!(v, Value::Null | Value::Array(_) | Value::Object(_) | Value::Buffer(_))
+    matches!(
+        v,
+        Value::Null | Value::Array(_) | Value::Object(_) | Value::Buffer(_)
+    )
 }
 
 impl RbeNode {
     /// Returns true when the message passes.
     fn changed(&mut self, key: &str, value: &Value) -> bool {
-        let had = self.previous.contains_key(key);
-        let send = self.mode != Mode::Rbei || had;
-        if is_object(value) {
-            let prev = match self.previous.get(key) {
-                Some(Previous::Value(p)) if is_object(p) => Some(p),
-                _ => None,
+        let initial_blocked = self.mode == Mode::Rbei;
+        let Some(slot) = self.previous.get_mut(key) else {
+            // No state yet: compared with an implicit `{}` for objects.
+            let stored = if matches!(value, Value::Object(o) if o.is_empty()) {
+                self.previous
+                    .insert(Str::new(key), Previous::Value(Value::empty_object()));
+                return false;
+            } else {
+                value.clone()
             };
-            // A missing or non-object previous value counts as `{}`.
-            let equal = match prev {
-                Some(p) => value.deep_equals(p),
-                None => matches!(value, Value::Object(o) if o.is_empty()),
-            };
-            if equal {
-                if prev.is_none() {
-                    self.previous.insert(Str::new(key), Previous::Value(Value::empty_object()));
+            self.previous.insert(Str::new(key), Previous::Value(stored));
+            return !initial_blocked;
+        };
+        let equal = match slot {
+            Previous::Value(p) if is_object(value) => {
+                if is_object(p) {
+                    value.deep_equals(p)
+                } else {
+                    // A non-object previous value is first replaced by `{}`.
+                    *slot = Previous::Value(Value::empty_object());
+                    matches!(value, Value::Object(o) if o.is_empty())
                 }
-                return false;
             }
-        } else if let Some(Previous::Value(p)) = self.previous.get(key) {
-            if strictly_equal(value, p) {
-                return false;
-            }
+            Previous::Value(p) => strictly_equal(value, p),
+            Previous::Number(_) => false,
+        };
+        if equal {
+            return false;
         }
-        self.previous.insert(Str::new(key), Previous::Value(value.clone()));
-        send
+        *slot = Previous::Value(value.clone());
+        true
     }
 
     fn in_band(&mut self, key: &str, n: f64) -> bool {
@@ -292,8 +343,13 @@ impl RbeNode {
         } else {
             false
         };
-        let stored = if self.compare_in || pass { n } else { reference };
-        self.previous.insert(Str::new(key), Previous::Number(stored));
+        let stored = if self.compare_in || pass {
+            n
+        } else {
+            reference
+        };
+        self.previous
+            .insert(Str::new(key), Previous::Number(stored));
         pass
     }
 }
@@ -304,7 +360,9 @@ impl FunctionNode for RbeNode {
         if msg.contains_key("reset") {
             let string_topic = matches!(topic, Some(Value::String(s)) if !s.is_empty());
             if self.separate_topics && string_topic {
-                let key = msg.topic().map_or_else(|| "undefined".to_string(), Value::to_js_string);
+                let key = msg
+                    .topic()
+                    .map_or_else(|| "undefined".to_string(), Value::to_js_string);
                 self.previous.remove(key.as_str());
             } else {
                 self.previous.clear();
@@ -376,12 +434,25 @@ mod tests {
         }
         let out = f.collect_from("r", Duration::from_millis(150)).await;
         f.stop().await;
-        out.iter().map(|s| json::stringify(s.msg.payload().unwrap())).collect()
+        out.iter()
+            .map(|s| json::stringify(s.msg.payload().unwrap()))
+            .collect()
     }
 
     #[tokio::test]
     async fn blocks_unless_changed_with_strict_types() {
-        let got = run(json!({"func":"rbe"}), &[(None, "1"), (None, "1"), (None, "1.0"), (None, "\"1\""), (None, "2"), (None, "2")]).await;
+        let got = run(
+            json!({"func":"rbe"}),
+            &[
+                (None, "1"),
+                (None, "1"),
+                (None, "1.0"),
+                (None, "\"1\""),
+                (None, "2"),
+                (None, "2"),
+            ],
+        )
+        .await;
         assert_eq!(got, ["1", "\"1\"", "2"]);
     }
 
@@ -389,7 +460,13 @@ mod tests {
     async fn rbei_ignores_the_first_value_per_topic() {
         let got = run(
             json!({"func":"rbei"}),
-            &[(Some("a"), "1"), (Some("a"), "2"), (Some("b"), "5"), (Some("b"), "5"), (Some("b"), "6")],
+            &[
+                (Some("a"), "1"),
+                (Some("a"), "2"),
+                (Some("b"), "5"),
+                (Some("b"), "5"),
+                (Some("b"), "6"),
+            ],
         )
         .await;
         assert_eq!(got, ["2", "6"]);
@@ -399,7 +476,16 @@ mod tests {
     async fn objects_compare_deeply_and_the_first_empty_object_is_swallowed() {
         let got = run(
             json!({"func":"rbe"}),
-            &[(None, "{}"), (None, "{\"a\":1,\"b\":2}"), (None, "{\"b\":2,\"a\":1}"), (None, "[1]"), (None, "{\"0\":1}"), (None, "null"), (None, "null"), (None, "{}")],
+            &[
+                (None, "{}"),
+                (None, "{\"a\":1,\"b\":2}"),
+                (None, "{\"b\":2,\"a\":1}"),
+                (None, "[1]"),
+                (None, "{\"0\":1}"),
+                (None, "null"),
+                (None, "null"),
+                (None, "{}"),
+            ],
         )
         .await;
         assert_eq!(got, ["{\"a\":1,\"b\":2}", "[1]", "{\"0\":1}", "null", "{}"]);
@@ -407,12 +493,30 @@ mod tests {
 
     #[tokio::test]
     async fn separate_topics_and_shared_bucket() {
-        let got = run(json!({}), &[(Some("a"), "1"), (Some("b"), "1"), (None, "1"), (Some(""), "1"), (Some("a"), "1")]).await;
+        let got = run(
+            json!({}),
+            &[
+                (Some("a"), "1"),
+                (Some("b"), "1"),
+                (None, "1"),
+                (Some(""), "1"),
+                (Some("a"), "1"),
+            ],
+        )
+        .await;
         assert_eq!(got, ["1", "1", "1"]);
-        let got = run(json!({"septopics": false}), &[(Some("a"), "1"), (Some("b"), "1")]).await;
+        let got = run(
+            json!({"septopics": false}),
+            &[(Some("a"), "1"), (Some("b"), "1")],
+        )
+        .await;
         assert_eq!(got, ["1"]);
         // Only boolean false turns it off.
-        let got = run(json!({"septopics": "false"}), &[(Some("a"), "1"), (Some("b"), "1")]).await;
+        let got = run(
+            json!({"septopics": "false"}),
+            &[(Some("a"), "1"), (Some("b"), "1")],
+        )
+        .await;
         assert_eq!(got, ["1", "1"]);
     }
 
@@ -433,7 +537,13 @@ mod tests {
             .collect_from("r", Duration::from_millis(150))
             .await
             .iter()
-            .map(|s| format!("{}={}", s.msg.topic().unwrap().to_js_string(), s.msg.payload().unwrap().to_json()))
+            .map(|s| {
+                format!(
+                    "{}={}",
+                    s.msg.topic().unwrap().to_js_string(),
+                    s.msg.payload().unwrap().to_json()
+                )
+            })
             .collect();
         assert_eq!(got, ["a=1", "b=1", "a=1", "b=1"]);
         f.stop().await;
@@ -447,7 +557,10 @@ mod tests {
         reset.insert("reset", Value::Bool(true));
         f.send("r", reset).await;
         f.send("r", msg(Some("a"), Some("1"))).await;
-        assert_eq!(f.collect_from("r", Duration::from_millis(150)).await.len(), 2);
+        assert_eq!(
+            f.collect_from("r", Duration::from_millis(150)).await.len(),
+            2
+        );
         f.stop().await;
     }
 
@@ -457,20 +570,38 @@ mod tests {
         let m = msg(Some("s"), Some("{\"temp\":21.5,\"x\":1}"));
         let id = m.msgid().unwrap().to_string();
         f.send("r", m).await;
-        f.send("r", msg(Some("s"), Some("{\"temp\":21.5,\"x\":2}"))).await;
+        f.send("r", msg(Some("s"), Some("{\"temp\":21.5,\"x\":2}")))
+            .await;
         f.send("r", msg(Some("s"), Some("{\"x\":3}"))).await; // no temp: ignored
         let out = f.collect_from("r", Duration::from_millis(150)).await;
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].msg.msgid(), Some(id.as_str()));
-        assert_eq!(out[0].msg.payload().unwrap().to_json(), "{\"temp\":21.5,\"x\":1}");
+        assert_eq!(
+            out[0].msg.payload().unwrap().to_json(),
+            "{\"temp\":21.5,\"x\":1}"
+        );
         f.stop().await;
     }
 
     #[tokio::test]
     async fn deadband_passes_first_and_then_greater_changes() {
-        let got = run(json!({"func":"deadband","gap":"2"}), &[(None, "10"), (None, "11"), (None, "12"), (None, "12.5"), (None, "8")]).await;
+        let got = run(
+            json!({"func":"deadband","gap":"2"}),
+            &[
+                (None, "10"),
+                (None, "11"),
+                (None, "12"),
+                (None, "12.5"),
+                (None, "8"),
+            ],
+        )
+        .await;
         assert_eq!(got, ["10", "12.5", "8"]);
-        let got = run(json!({"func":"deadbandEq","gap":"2"}), &[(None, "10"), (None, "11"), (None, "12"), (None, "13")]).await;
+        let got = run(
+            json!({"func":"deadbandEq","gap":"2"}),
+            &[(None, "10"), (None, "11"), (None, "12"), (None, "13")],
+        )
+        .await;
         assert_eq!(got, ["10", "12"]);
     }
 
@@ -478,7 +609,13 @@ mod tests {
     async fn band_modes_use_parse_float_and_forward_the_original() {
         let got = run(
             json!({"func":"deadband","gap":"1"}),
-            &[(None, "\"12abc\""), (None, "\" 14 \""), (None, "\"16 volts\""), (None, "\"abc\""), (None, "true")],
+            &[
+                (None, "\"12abc\""),
+                (None, "\" 14 \""),
+                (None, "\"16 volts\""),
+                (None, "\"abc\""),
+                (None, "true"),
+            ],
         )
         .await;
         assert_eq!(got, ["\"12abc\"", "\" 14 \"", "\"16 volts\""]);
@@ -489,19 +626,35 @@ mod tests {
         let f = rbe(json!({"func":"deadband","gap":"1"})).await;
         f.send("r", msg(None, Some("\"abc\""))).await;
         f.observer
-            .wait_until(Duration::from_secs(1), "the warning", |o| o.logs().iter().any(|l| l.text == "no number found in payload"))
+            .wait_until(Duration::from_secs(1), "the warning", |o| {
+                o.logs()
+                    .iter()
+                    .any(|l| l.text == "no number found in payload")
+            })
             .await;
         f.stop().await;
     }
 
     #[tokio::test]
     async fn narrowband_modes_and_lock_in() {
-        let got = run(json!({"func":"narrowband","gap":"5"}), &[(None, "10"), (None, "15"), (None, "21"), (None, "19")]).await;
+        let got = run(
+            json!({"func":"narrowband","gap":"5"}),
+            &[(None, "10"), (None, "15"), (None, "21"), (None, "19")],
+        )
+        .await;
         assert_eq!(got, ["10", "15", "19"]);
         // narrowbandEq locks onto its first value when the input jumps by >= the band.
-        let got = run(json!({"func":"narrowbandEq","gap":"10"}), &[(None, "0"), (None, "10"), (None, "20"), (None, "30")]).await;
+        let got = run(
+            json!({"func":"narrowbandEq","gap":"10"}),
+            &[(None, "0"), (None, "10"), (None, "20"), (None, "30")],
+        )
+        .await;
         assert_eq!(got, ["0"]);
-        let got = run(json!({"func":"narrowband","gap":"5","start":"100"}), &[(None, "10"), (None, "103"), (None, "104")]).await;
+        let got = run(
+            json!({"func":"narrowband","gap":"5","start":"100"}),
+            &[(None, "10"), (None, "103"), (None, "104")],
+        )
+        .await;
         assert_eq!(got, ["103", "104"]);
     }
 
@@ -509,7 +662,15 @@ mod tests {
     async fn percentage_band_follows_the_stored_value() {
         let got = run(
             json!({"func":"deadband","gap":"10%"}),
-            &[(None, "100"), (None, "109"), (None, "111"), (None, "121"), (None, "123"), (None, "0"), (None, "0.1")],
+            &[
+                (None, "100"),
+                (None, "109"),
+                (None, "111"),
+                (None, "121"),
+                (None, "123"),
+                (None, "0"),
+                (None, "0.1"),
+            ],
         )
         .await;
         assert_eq!(got, ["100", "111", "123", "0", "0.1"]);
@@ -517,19 +678,39 @@ mod tests {
 
     #[tokio::test]
     async fn inout_in_compares_with_the_last_input() {
-        let got = run(json!({"func":"deadband","gap":"2","inout":"in"}), &[(None, "0"), (None, "1"), (None, "2"), (None, "5")]).await;
+        let got = run(
+            json!({"func":"deadband","gap":"2","inout":"in"}),
+            &[(None, "0"), (None, "1"), (None, "2"), (None, "5")],
+        )
+        .await;
         assert_eq!(got, ["0", "5"]);
-        let got = run(json!({"func":"deadband","gap":"2"}), &[(None, "0"), (None, "1"), (None, "2"), (None, "5")]).await;
+        let got = run(
+            json!({"func":"deadband","gap":"2"}),
+            &[(None, "0"), (None, "1"), (None, "2"), (None, "5")],
+        )
+        .await;
         assert_eq!(got, ["0", "5"]);
-        let got = run(json!({"func":"deadband","gap":"1.5"}), &[(None, "0"), (None, "1"), (None, "2"), (None, "3")]).await;
+        let got = run(
+            json!({"func":"deadband","gap":"1.5"}),
+            &[(None, "0"), (None, "1"), (None, "2"), (None, "3")],
+        )
+        .await;
         assert_eq!(got, ["0", "2"]);
-        let got = run(json!({"func":"deadband","gap":"1.5","inout":"in"}), &[(None, "0"), (None, "1"), (None, "2"), (None, "3")]).await;
+        let got = run(
+            json!({"func":"deadband","gap":"1.5","inout":"in"}),
+            &[(None, "0"), (None, "1"), (None, "2"), (None, "3")],
+        )
+        .await;
         assert_eq!(got, ["0"]);
     }
 
     #[tokio::test]
     async fn zero_gap_deadband_passes_every_change() {
-        let got = run(json!({"func":"deadband","gap":""}), &[(None, "1"), (None, "1"), (None, "2")]).await;
+        let got = run(
+            json!({"func":"deadband","gap":""}),
+            &[(None, "1"), (None, "1"), (None, "2")],
+        )
+        .await;
         assert_eq!(got, ["1", "2"]);
     }
 
@@ -554,6 +735,8 @@ mod tests {
             .unwrap();
         let fields: Vec<String> = e.iter().filter_map(|e| e.field.clone()).collect();
         assert_eq!(fields, ["func", "gap", "start", "inout", "property"]);
-        assert!(e.to_string().contains("\"abc\" is not a non-negative number"));
+        assert!(e
+            .to_string()
+            .contains("\"abc\" is not a non-negative number"));
     }
 }

@@ -80,30 +80,59 @@ impl NodeType for TemplateType {
     }
 
     fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("template", "function", "node-red/template", "rgb(243, 181, 103)", 1, 1)
-            .icon("template.svg")
-            .prop(Prop::new("field", "Property", Kind::Typed { types: vec!["msg".into(), "flow".into(), "global".into()], type_field: "fieldType".into() }, json!("payload")))
-            .prop(Prop::new("template", "Template", Kind::Multiline, json!("This is the payload: {{payload}} !")))
-            .prop(Prop::new(
-                "syntax",
-                "Format",
-                Kind::Select { options: vec![("mustache".into(), "Mustache template".into()), ("plain".into(), "Plain text".into())] },
-                json!("mustache"),
-            ))
-            .prop(Prop::new(
-                "output",
-                "Output as",
-                Kind::Select {
-                    options: vec![("str".into(), "Plain text".into()), ("json".into(), "Parsed JSON".into()), ("yaml".into(), "Parsed YAML".into())],
-                },
-                json!("str"),
-            ))
-            .prop(Prop::new("name", "Name", Kind::Text, json!("")))
-            .help(
-                "Sets a property from a Mustache template: `{{payload.temperature}}`, \
+        NodeDescriptor::new(
+            "template",
+            "function",
+            "node-red/template",
+            "rgb(243, 181, 103)",
+            1,
+            1,
+        )
+        .icon("template.svg")
+        .prop(Prop::new(
+            "field",
+            "Property",
+            Kind::Typed {
+                types: vec!["msg".into(), "flow".into(), "global".into()],
+                type_field: "fieldType".into(),
+            },
+            json!("payload"),
+        ))
+        .prop(Prop::new(
+            "template",
+            "Template",
+            Kind::Multiline,
+            json!("This is the payload: {{payload}} !"),
+        ))
+        .prop(Prop::new(
+            "syntax",
+            "Format",
+            Kind::Select {
+                options: vec![
+                    ("mustache".into(), "Mustache template".into()),
+                    ("plain".into(), "Plain text".into()),
+                ],
+            },
+            json!("mustache"),
+        ))
+        .prop(Prop::new(
+            "output",
+            "Output as",
+            Kind::Select {
+                options: vec![
+                    ("str".into(), "Plain text".into()),
+                    ("json".into(), "Parsed JSON".into()),
+                    ("yaml".into(), "Parsed YAML".into()),
+                ],
+            },
+            json!("str"),
+        ))
+        .prop(Prop::new("name", "Name", Kind::Text, json!("")))
+        .help(
+            "Sets a property from a Mustache template: `{{payload.temperature}}`, \
                  `{{topic}}`, `{{env.HOME}}`, `{{flow.count}}`. Double braces HTML-escape the \
                  value, triple braces insert it as is.",
-            )
+        )
     }
 
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
@@ -126,7 +155,10 @@ impl NodeType for TemplateType {
                 }
             }
             other => {
-                cx.error("syntax", format!("unknown syntax \"{other}\" (expected \"mustache\" or \"plain\")"));
+                cx.error(
+                    "syntax",
+                    format!("unknown syntax \"{other}\" (expected \"mustache\" or \"plain\")"),
+                );
                 ok = false;
                 Source::Plain(String::new())
             }
@@ -136,12 +168,19 @@ impl NodeType for TemplateType {
             "json" => Output::Json,
             "yaml" => Output::Yaml,
             other => {
-                cx.error("output", format!("unknown output \"{other}\" (expected str, json or yaml)"));
+                cx.error(
+                    "output",
+                    format!("unknown output \"{other}\" (expected str, json or yaml)"),
+                );
                 ok = false;
                 Output::Str
             }
         };
-        let field = if c.field.is_empty() { "payload".to_string() } else { c.field.clone() };
+        let field = if c.field.is_empty() {
+            "payload".to_string()
+        } else {
+            c.field.clone()
+        };
         let target = match c.field_type.as_str() {
             "" | "msg" => match Path::parse(&field) {
                 Ok(p) => Some(Target::Msg(p)),
@@ -150,14 +189,21 @@ impl NodeType for TemplateType {
                     None
                 }
             },
-            t @ ("flow" | "global") => Some(Target::Context(ContextScope::parse(t).unwrap_or(ContextScope::Flow), field)),
+            t @ ("flow" | "global") => Some(Target::Context(
+                ContextScope::parse(t).unwrap_or(ContextScope::Flow),
+                field,
+            )),
             other => {
                 cx.error("fieldType", format!("unknown property type \"{other}\""));
                 None
             }
         };
         let target = target?;
-        ok.then_some(BuiltNode::function(TemplateNode { source, output, target }))
+        ok.then_some(BuiltNode::function(TemplateNode {
+            source,
+            output,
+            target,
+        }))
     }
 }
 
@@ -169,12 +215,20 @@ struct MessageRoot<'a, 'c> {
 
 /// `flow.x`, `global.x`, `flow[store].x` -> (scope, key).
 fn context_reference(name: &str) -> Option<(ContextScope, &str)> {
-    for (prefix, scope) in [("flow", ContextScope::Flow), ("global", ContextScope::Global)] {
-        let Some(rest) = name.strip_prefix(prefix) else { continue };
+    for (prefix, scope) in [
+        ("flow", ContextScope::Flow),
+        ("global", ContextScope::Global),
+    ] {
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
         let rest = match rest.strip_prefix('[') {
             Some(r) => {
                 let end = r.find(']')?;
-                if !r[..end].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                if !r[..end]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
                     return None;
                 }
                 &r[end + 1..]
@@ -208,7 +262,12 @@ impl MessageRoot<'_, '_> {
 
     fn fallback(&self, name: &str) -> Option<Cow<'_, Value>> {
         if let Some((scope, key)) = context_reference(name) {
-            return self.cx.context_get(scope, key).ok().flatten().map(Cow::Owned);
+            return self
+                .cx
+                .context_get(scope, key)
+                .ok()
+                .flatten()
+                .map(Cow::Owned);
         }
         if let Some(var) = name.strip_prefix("env.").filter(|v| !v.is_empty()) {
             return self.cx.env(var).map(Cow::Owned);
@@ -330,7 +389,9 @@ impl FunctionNode for TemplateNode {
                 Some(v) => msg.set_expr(path, v).map_err(|e| e.to_string()),
                 None => msg.delete_expr(path).map(|_| ()).map_err(|e| e.to_string()),
             },
-            Target::Context(scope, key) => cx.context_set(*scope, key, value).map_err(|e| e.to_string()),
+            Target::Context(scope, key) => cx
+                .context_set(*scope, key, value)
+                .map_err(|e| e.to_string()),
         };
         if let Err(e) = written {
             cx.error(e, msg);
@@ -374,12 +435,22 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(out.payload(), Some(&Value::str("Temp in k&amp;b is &lt;hot&gt; ([object Object])")));
+        assert_eq!(
+            out.payload(),
+            Some(&Value::str(
+                "Temp in k&amp;b is &lt;hot&gt; ([object Object])"
+            ))
+        );
     }
 
     #[tokio::test]
     async fn escaping_and_topics() {
-        let out = render(json!({"template":"{{topic}} {{{topic}}}"}), input("in/x", "1")).await.unwrap();
+        let out = render(
+            json!({"template":"{{topic}} {{{topic}}}"}),
+            input("in/x", "1"),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.payload(), Some(&Value::str("in&#x2F;x in/x")));
     }
 
@@ -400,20 +471,38 @@ mod tests {
         .await;
         f.send("tp", Msg::with_payload("say \"hi\"")).await;
         let caught = f.next_from("c").await.msg;
-        assert!(caught.get("error").unwrap().to_json().contains("not valid JSON"));
-        f.expect_nothing_from("tp", Duration::from_millis(100)).await;
+        assert!(caught
+            .get("error")
+            .unwrap()
+            .to_json()
+            .contains("not valid JSON"));
+        f.expect_nothing_from("tp", Duration::from_millis(100))
+            .await;
         f.stop().await;
     }
 
     #[tokio::test]
     async fn output_yaml_uses_the_core_schema() {
-        let out = render(json!({"template":"a: yes\nb: 0x10\nc: [1, two]\nd: ~","output":"yaml"}), Msg::new()).await.unwrap();
-        assert_eq!(out.payload().unwrap().to_json(), r#"{"a":"yes","b":16,"c":[1,"two"],"d":null}"#);
+        let out = render(
+            json!({"template":"a: yes\nb: 0x10\nc: [1, two]\nd: ~","output":"yaml"}),
+            Msg::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out.payload().unwrap().to_json(),
+            r#"{"a":"yes","b":16,"c":[1,"two"],"d":null}"#
+        );
     }
 
     #[tokio::test]
     async fn plain_syntax_and_msg_template_override() {
-        let out = render(json!({"template":"{{payload}} raw","syntax":"plain"}), Msg::with_payload("x")).await.unwrap();
+        let out = render(
+            json!({"template":"{{payload}} raw","syntax":"plain"}),
+            Msg::with_payload("x"),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.payload(), Some(&Value::str("{{payload}} raw")));
         let mut m = Msg::with_payload("x");
         m.insert("template", Value::str("over {{payload}}"));
@@ -440,7 +529,12 @@ mod tests {
     #[tokio::test]
     async fn buffers_render_as_text() {
         let m = Msg::with_payload(Value::Buffer(bytes::Bytes::from_static(b"hi")));
-        let out = render(json!({"template":"{{payload}}:{{payload.length}}:{{payload.0}}"}), m).await.unwrap();
+        let out = render(
+            json!({"template":"{{payload}}:{{payload.length}}:{{payload.0}}"}),
+            m,
+        )
+        .await
+        .unwrap();
         assert_eq!(out.payload(), Some(&Value::str("hi:2:104")));
     }
 

@@ -6,7 +6,7 @@
 //! error sends nothing and goes to catch nodes with the original message.
 
 use flowd_engine::config_de;
-use flowd_engine::node::{BuiltNode, BuildContext, FunctionNode, NodeCx, NodeType};
+use flowd_engine::node::{BuildContext, BuiltNode, FunctionNode, NodeCx, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
 use flowd_engine::value::json;
 use flowd_engine::value::path::Path;
@@ -76,7 +76,12 @@ impl NodeType for JsonType {
                 json!(""),
             ))
             .prop(Prop::new("property", "Property", Kind::Text, json!("payload")).required())
-            .prop(Prop::new("pretty", "Format JSON string", Kind::Bool, json!(false)))
+            .prop(Prop::new(
+                "pretty",
+                "Format JSON string",
+                Kind::Bool,
+                json!(false),
+            ))
             .prop(Prop::new("name", "Name", Kind::Text, json!("")))
             .help(
                 "Converts between a JSON string and its value.\n\n\
@@ -93,12 +98,21 @@ impl NodeType for JsonType {
             "str" => Some(Action::Str),
             "obj" => Some(Action::Obj),
             other => {
-                cx.error("action", format!("unknown action \"{other}\" (expected \"\", \"str\" or \"obj\")"));
+                cx.error(
+                    "action",
+                    format!("unknown action \"{other}\" (expected \"\", \"str\" or \"obj\")"),
+                );
                 None
             }
         };
-        let prop = if c.property.is_empty() { "payload" } else { &c.property };
-        let property = Path::parse(prop).map_err(|e| cx.error("property", e.to_string())).ok();
+        let prop = if c.property.is_empty() {
+            "payload"
+        } else {
+            &c.property
+        };
+        let property = Path::parse(prop)
+            .map_err(|e| cx.error("property", e.to_string()))
+            .ok();
         let (action, property) = (action?, property?);
         Some(BuiltNode::function(JsonNode {
             property,
@@ -174,7 +188,13 @@ mod tests {
 
     #[tokio::test]
     async fn parses_strings_into_any_json_value() {
-        for (text, expected) in [("{\"a\":1}", "{\"a\":1}"), (" 42 ", "42"), ("\"hi\"", "\"hi\""), ("null", "null"), ("true", "true")] {
+        for (text, expected) in [
+            ("{\"a\":1}", "{\"a\":1}"),
+            (" 42 ", "42"),
+            ("\"hi\"", "\"hi\""),
+            ("null", "null"),
+            ("true", "true"),
+        ] {
             let v = convert(json!({}), Value::str(text)).await.unwrap();
             assert_eq!(json::stringify(&v), expected, "{text}");
             assert!(!matches!(v, Value::String(_)) || text.contains('"'));
@@ -185,29 +205,60 @@ mod tests {
     async fn serialises_values_and_normalises_numbers() {
         let v = json::parse(r#"{"b":1,"a":[1,2.50,1e3,-0.0],"c":"é\n"}"#).unwrap();
         let out = convert(json!({}), v).await.unwrap();
-        assert_eq!(out, Value::str("{\"b\":1,\"a\":[1,2.5,1000,0],\"c\":\"é\\n\"}"));
-        assert_eq!(convert(json!({}), Value::Null).await.unwrap(), Value::str("null"));
-        assert_eq!(convert(json!({}), Value::Number(5.0)).await.unwrap(), Value::str("5"));
+        assert_eq!(
+            out,
+            Value::str("{\"b\":1,\"a\":[1,2.5,1000,0],\"c\":\"é\\n\"}")
+        );
+        assert_eq!(
+            convert(json!({}), Value::Null).await.unwrap(),
+            Value::str("null")
+        );
+        assert_eq!(
+            convert(json!({}), Value::Number(5.0)).await.unwrap(),
+            Value::str("5")
+        );
     }
 
     #[tokio::test]
     async fn pretty_uses_four_spaces() {
         let v = json::parse(r#"{"a":[1],"b":{}}"#).unwrap();
         let out = convert(json!({"pretty": true}), v).await.unwrap();
-        assert_eq!(out, Value::str("{\n    \"a\": [\n        1\n    ],\n    \"b\": {}\n}"));
+        assert_eq!(
+            out,
+            Value::str("{\n    \"a\": [\n        1\n    ],\n    \"b\": {}\n}")
+        );
     }
 
     #[tokio::test]
     async fn actions_str_and_obj_pass_through() {
-        assert_eq!(convert(json!({"action":"str"}), Value::str("not json")).await.unwrap(), Value::str("not json"));
+        assert_eq!(
+            convert(json!({"action":"str"}), Value::str("not json"))
+                .await
+                .unwrap(),
+            Value::str("not json")
+        );
         let obj = json::parse(r#"{"a":1}"#).unwrap();
-        assert_eq!(convert(json!({"action":"obj"}), obj.clone()).await.unwrap(), obj);
-        assert_eq!(convert(json!({"action":"obj"}), Value::str("[1]")).await.unwrap().to_json(), "[1]");
+        assert_eq!(
+            convert(json!({"action":"obj"}), obj.clone()).await.unwrap(),
+            obj
+        );
+        assert_eq!(
+            convert(json!({"action":"obj"}), Value::str("[1]"))
+                .await
+                .unwrap()
+                .to_json(),
+            "[1]"
+        );
     }
 
     #[tokio::test]
     async fn buffers_are_parsed() {
-        let out = convert(json!({}), Value::Buffer(bytes::Bytes::from_static(b"{\"x\":true}"))).await.unwrap();
+        let out = convert(
+            json!({}),
+            Value::Buffer(bytes::Bytes::from_static(b"{\"x\":true}")),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.to_json(), r#"{"x":true}"#);
     }
 
@@ -265,15 +316,22 @@ mod tests {
         f.send("j", Msg::with_payload("{\"a\":1}")).await;
         let c = f.next_from("done").await.msg;
         assert_eq!(c.payload().unwrap().to_json(), r#"{"a":1}"#);
-        assert_eq!(c.get("complete").unwrap().to_json(), r#"{"source":{"id":"j","type":"json"}}"#);
+        assert_eq!(
+            c.get("complete").unwrap().to_json(),
+            r#"{"source":{"id":"j","type":"json"}}"#
+        );
         f.send("j", Msg::with_payload("bad")).await;
-        f.expect_nothing_from("done", Duration::from_millis(150)).await;
+        f.expect_nothing_from("done", Duration::from_millis(150))
+            .await;
         f.stop().await;
     }
 
     #[tokio::test]
     async fn invalid_config_is_reported() {
-        let e = try_start(json!([{"id":"j","type":"json","action":"xml","property":"a..b"}])).await.err().unwrap();
+        let e = try_start(json!([{"id":"j","type":"json","action":"xml","property":"a..b"}]))
+            .await
+            .err()
+            .unwrap();
         let text = e.to_string();
         assert!(text.contains("field \"action\""), "{text}");
         assert!(text.contains("field \"property\""), "{text}");
@@ -289,7 +347,12 @@ mod tests {
         f.send("j", Msg::with_payload("not json")).await;
         let caught = f.next_from("c").await.msg;
         let err = caught.get("error").unwrap().as_object().unwrap();
-        assert_eq!(err.get("message"), Some(&Value::str("Unexpected token 'o', \"not json\" is not valid JSON")));
+        assert_eq!(
+            err.get("message"),
+            Some(&Value::str(
+                "Unexpected token 'o', \"not json\" is not valid JSON"
+            ))
+        );
         f.stop().await;
     }
 }

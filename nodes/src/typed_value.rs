@@ -145,10 +145,14 @@ pub fn parse_bin(text: &str) -> Result<Bytes, String> {
             })
             .collect()),
         Value::String(s) => Ok(Bytes::copy_from_slice(s.as_bytes())),
-        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("Buffer") => match o.get("data") {
-            Some(Value::Array(_)) => parse_bin(&o.get("data").map(Value::to_json).unwrap_or_default()),
-            _ => Err("a Buffer object needs a data array".into()),
-        },
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("Buffer") => {
+            match o.get("data") {
+                Some(Value::Array(_)) => {
+                    parse_bin(&o.get("data").map(Value::to_json).unwrap_or_default())
+                }
+                _ => Err("a Buffer object needs a data array".into()),
+            }
+        }
         _ => Err("expected a JSON array of byte values or a string".into()),
     }
 }
@@ -213,12 +217,18 @@ pub fn compile(kind: &str, raw: Option<&Json>, env: &NodeEnv) -> Result<Typed, T
         "bool" => Typed::Const(Value::Bool(raw_bool(raw))),
         "json" => {
             let text = raw_string(raw);
-            Typed::Const(json::parse(&text).map_err(|e| TypedError::Invalid(format!("invalid JSON: {}", e.message)))?)
+            Typed::Const(
+                json::parse(&text)
+                    .map_err(|e| TypedError::Invalid(format!("invalid JSON: {}", e.message)))?,
+            )
         }
-        "bin" => Typed::Const(Value::Buffer(parse_bin(&raw_string(raw)).map_err(TypedError::Invalid)?)),
+        "bin" => Typed::Const(Value::Buffer(
+            parse_bin(&raw_string(raw)).map_err(TypedError::Invalid)?,
+        )),
         "date" => match raw_string(raw).as_str() {
             "" | "undefined" | "null" => Typed::DateMs,
-            "iso" => Typed::DateIso,
+            // A Date object serialises as its ISO text.
+            "iso" | "object" => Typed::DateIso,
             other => {
                 return Err(TypedError::Invalid(format!(
                     "date format \"{other}\" is not supported yet (use a timestamp or \"iso\")"
@@ -226,13 +236,26 @@ pub fn compile(kind: &str, raw: Option<&Json>, env: &NodeEnv) -> Result<Typed, T
             }
         },
         "env" => Typed::Const(env_value(&raw_string(raw), env)),
-        "msg" => Typed::Msg(Path::parse(&raw_string(raw)).map_err(|e| TypedError::Invalid(e.to_string()))?),
+        "msg" => Typed::Msg(
+            Path::parse(&raw_string(raw)).map_err(|e| TypedError::Invalid(e.to_string()))?,
+        ),
         "flow" | "global" => {
-            let scope = if kind == "flow" { ContextScope::Flow } else { ContextScope::Global };
-            Typed::Context(scope, ContextKey::parse(&raw_string(raw)).map_err(TypedError::Invalid)?)
+            let scope = if kind == "flow" {
+                ContextScope::Flow
+            } else {
+                ContextScope::Global
+            };
+            Typed::Context(
+                scope,
+                ContextKey::parse(&raw_string(raw)).map_err(TypedError::Invalid)?,
+            )
         }
         "jsonata" => return Err(TypedError::Jsonata),
-        "re" => return Err(TypedError::Invalid("regular expression values are not supported here".into())),
+        "re" => {
+            return Err(TypedError::Invalid(
+                "regular expression values are not supported here".into(),
+            ))
+        }
         _ => match raw {
             None => Typed::Undefined,
             Some(j) => Typed::Const(Value::from_json(j)),
@@ -281,8 +304,14 @@ pub fn get_property<'a>(root: &'a Object, path: &Path) -> Result<Option<Cow<'a, 
     for s in &segs[1..] {
         let key = seg_text(s);
         cur = match cur {
-            None => return Err(format!("Cannot read properties of undefined (reading '{key}')")),
-            Some(v) if v.is_null() => return Err(format!("Cannot read properties of null (reading '{key}')")),
+            None => {
+                return Err(format!(
+                    "Cannot read properties of undefined (reading '{key}')"
+                ))
+            }
+            Some(v) if v.is_null() => {
+                return Err(format!("Cannot read properties of null (reading '{key}')"))
+            }
             Some(Cow::Borrowed(v)) => js_property(v, &key),
             Some(Cow::Owned(v)) => js_property(&v, &key).map(|c| Cow::Owned(c.into_owned())),
         };
@@ -332,7 +361,13 @@ pub fn compile_regex(pattern: &str, icase: bool) -> Result<regress::Regex, Strin
 
 /// Appends the JavaScript `GetSubstitution` expansion of `replacement` for a
 /// match at `range` of `text` (`$$`, `$&`, `` $` ``, `$'`, `$n`, `$nn`, `$<name>`).
-fn expand(out: &mut String, replacement: &str, text: &str, range: Range<usize>, m: Option<&regress::Match>) {
+fn expand(
+    out: &mut String,
+    replacement: &str,
+    text: &str,
+    range: Range<usize>,
+    m: Option<&regress::Match>,
+) {
     let captures = m.map(|m| m.captures.len()).unwrap_or(0);
     let has_names = m.is_some_and(|m| m.named_groups().next().is_some());
     let b = replacement.as_bytes();
@@ -351,7 +386,10 @@ fn expand(out: &mut String, replacement: &str, text: &str, range: Range<usize>, 
             b'\'' => (Some(Cow::Borrowed(&text[range.end..])), 2),
             b'0'..=b'9' => {
                 let d1 = usize::from(c - b'0');
-                let two = b.get(i + 2).filter(|d| d.is_ascii_digit()).map(|d| d1 * 10 + usize::from(d - b'0'));
+                let two = b
+                    .get(i + 2)
+                    .filter(|d| d.is_ascii_digit())
+                    .map(|d| d1 * 10 + usize::from(d - b'0'));
                 let (n, len) = match two {
                     Some(nn) if (1..=captures).contains(&nn) => (nn, 3),
                     _ => (d1, 2),
@@ -367,7 +405,10 @@ fn expand(out: &mut String, replacement: &str, text: &str, range: Range<usize>, 
                 Some(end) => {
                     let name = &replacement[i + 2..i + 2 + end];
                     let g = m.and_then(|m| m.named_group(name));
-                    (Some(Cow::Borrowed(g.map(|r| &text[r]).unwrap_or(""))), end + 3)
+                    (
+                        Some(Cow::Borrowed(g.map(|r| &text[r]).unwrap_or(""))),
+                        end + 3,
+                    )
                 }
                 None => (None, 1),
             },
@@ -448,7 +489,10 @@ mod tests {
     fn js_replacement_patterns() {
         let re = compile_regex("(\\w)(\\d)?", false).unwrap();
         assert_eq!(replace_regex_all(&re, "a1 b", "[$2$1]"), "[1a] [b]");
-        assert_eq!(replace_regex_all(&re, "a1", "$&-$$-$0-$3-$"), "a1-$-$0-$3-$");
+        assert_eq!(
+            replace_regex_all(&re, "a1", "$&-$$-$0-$3-$"),
+            "a1-$-$0-$3-$"
+        );
         let re = compile_regex("b", false).unwrap();
         assert_eq!(replace_regex_all(&re, "abc", "[$`|$']"), "a[a|c]c");
         let re = compile_regex("(?<x>b)", false).unwrap();
@@ -457,9 +501,12 @@ mod tests {
         assert_eq!(replace_regex_all(&re, "abc", "$<x>$10$01"), "a$<x>b0bc");
         let re = compile_regex("x*", false).unwrap();
         assert_eq!(replace_regex_all(&re, "abc", "-"), "-a-b-c-");
+        assert_eq!(replace_regex_all(&re, "éa", "-"), "-é-a-");
         let re = compile_regex("A", true).unwrap();
         assert_eq!(replace_regex_all(&re, "aAa", "b"), "bbb");
-        assert!(compile_regex("(", false).unwrap_err().starts_with("Invalid regular expression: /(/: "));
+        assert!(compile_regex("(", false)
+            .unwrap_err()
+            .starts_with("Invalid regular expression: /(/: "));
     }
 
     #[test]
@@ -467,7 +514,10 @@ mod tests {
         assert_eq!(replace_literal_all("a.b.c", ".", "$&$&"), "a..b..c");
         assert_eq!(replace_literal_all("ab", "", "-"), "-a-b-");
         assert_eq!(replace_literal_all("aaa", "aa", "b"), "ba");
-        assert_eq!(replace_literal_first("undefined undefined", "undefined", "x$1"), "x$1 undefined");
+        assert_eq!(
+            replace_literal_first("undefined undefined", "undefined", "x$1"),
+            "x$1 undefined"
+        );
     }
 
     #[test]
@@ -479,7 +529,10 @@ mod tests {
         assert!(raw_bool(Some(&json!("True"))));
         assert!(!raw_bool(Some(&json!("yes"))));
         assert_eq!(raw_string(Some(&json!(5))), "5");
-        assert_eq!(&parse_bin("[104,105,256,-1]").unwrap()[..], &[104, 105, 0, 255]);
+        assert_eq!(
+            &parse_bin("[104,105,256,-1]").unwrap()[..],
+            &[104, 105, 0, 255]
+        );
         assert_eq!(&parse_bin("\"hi\"").unwrap()[..], b"hi");
         assert!(parse_bin("5").is_err());
         assert!(parse_bin("[1,").is_err());
@@ -496,7 +549,8 @@ mod tests {
     fn property_reads_follow_javascript() {
         let m = json::parse(r#"{"s":"abc","a":[1,2],"n":null,"o":{"k":"a"}}"#).unwrap();
         let o = m.as_object().unwrap();
-        let get = |p: &str| get_property(o, &Path::parse(p).unwrap()).map(|v| v.map(Cow::into_owned));
+        let get =
+            |p: &str| get_property(o, &Path::parse(p).unwrap()).map(|v| v.map(Cow::into_owned));
         assert_eq!(get("s.length"), Ok(Some(Value::Number(3.0))));
         assert_eq!(get("a[1]"), Ok(Some(Value::Number(2.0))));
         assert_eq!(get("missing"), Ok(None));
@@ -515,9 +569,17 @@ mod tests {
         assert_eq!(text, "x[\"a.b\"].y[2]");
         assert_eq!(
             Path::parse(&text).unwrap().segments(),
-            &[Segment::Key("x".into()), Segment::Key("a.b".into()), Segment::Key("y".into()), Segment::Index(2)]
+            &[
+                Segment::Key("x".into()),
+                Segment::Key("a.b".into()),
+                Segment::Key("y".into()),
+                Segment::Index(2)
+            ]
         );
-        assert_eq!(ContextKey::parse("plain").unwrap().resolve(o).unwrap(), "plain");
+        assert_eq!(
+            ContextKey::parse("plain").unwrap().resolve(o).unwrap(),
+            "plain"
+        );
     }
 
     #[test]
@@ -525,18 +587,37 @@ mod tests {
         let env = NodeEnv::new(vec![("NR_NODE_ID", "n1".into())], None);
         assert_eq!(env_value("NR_NODE_ID", &env), Value::str("n1"));
         assert_eq!(env_value("${NR_NODE_ID}", &env), Value::str("n1"));
-        assert_eq!(env_value("a-${NR_NODE_ID}-${NOPE_XYZ}", &env), Value::str("a-n1-"));
+        assert_eq!(
+            env_value("a-${NR_NODE_ID}-${NOPE_XYZ}", &env),
+            Value::str("a-n1-")
+        );
         assert_eq!(env_value("NOPE_XYZ_UNSET", &env), Value::str(""));
     }
 
     #[test]
     fn compile_kinds() {
         let env = NodeEnv::process();
-        assert!(matches!(compile("jsonata", Some(&json!("$x")), &env), Err(TypedError::Jsonata)));
-        assert!(matches!(compile("json", Some(&json!("{")), &env), Err(TypedError::Invalid(_))));
-        assert!(matches!(compile("num", Some(&json!("7")), &env), Ok(Typed::Const(Value::Number(n))) if n == 7.0));
-        assert!(matches!(compile("date", Some(&json!("")), &env), Ok(Typed::DateMs)));
-        assert!(matches!(compile("number", Some(&json!("number")), &env), Ok(Typed::Const(Value::String(s))) if s == "number"));
-        assert!(matches!(compile("msg", Some(&json!("a..b")), &env), Err(TypedError::Invalid(_))));
+        assert!(matches!(
+            compile("jsonata", Some(&json!("$x")), &env),
+            Err(TypedError::Jsonata)
+        ));
+        assert!(matches!(
+            compile("json", Some(&json!("{")), &env),
+            Err(TypedError::Invalid(_))
+        ));
+        assert!(
+            matches!(compile("num", Some(&json!("7")), &env), Ok(Typed::Const(Value::Number(n))) if n == 7.0)
+        );
+        assert!(matches!(
+            compile("date", Some(&json!("")), &env),
+            Ok(Typed::DateMs)
+        ));
+        assert!(
+            matches!(compile("number", Some(&json!("number")), &env), Ok(Typed::Const(Value::String(s))) if s == "number")
+        );
+        assert!(matches!(
+            compile("msg", Some(&json!("a..b")), &env),
+            Err(TypedError::Invalid(_))
+        ));
     }
 }
