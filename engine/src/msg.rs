@@ -29,7 +29,7 @@ impl Msg {
     /// An empty message with a fresh `_msgid`.
     pub fn new() -> Msg {
         let mut o = Object::with_capacity(4);
-        o.insert(MSGID, Value::String(new_msgid()));
+        o.insert(Str::new_static(MSGID), Value::String(new_msgid()));
         Msg(o)
     }
 

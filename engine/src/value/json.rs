@@ -11,6 +11,12 @@ use super::coerce::push_js_number;
 use super::{Object, Str, Value};
 use std::fmt;
 
+/// Powers of ten exactly representable as doubles.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// Nesting deeper than this is rejected (protects the stack from hostile input).
 const MAX_DEPTH: usize = 512;
 
@@ -172,7 +178,7 @@ impl Parser<'_> {
     fn object(&mut self) -> Result<Value, JsonError> {
         self.enter()?;
         self.i += 1;
-        let mut obj = Object::new();
+        let mut obj = Object::with_capacity(4);
         self.skip_ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
@@ -234,28 +240,44 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Result<Value, JsonError> {
         let start = self.i;
-        if self.b[self.i] == b'-' {
+        let negative = self.b[self.i] == b'-';
+        if negative {
             self.i += 1;
         }
+        // Mantissa digits are collected for the exact fast path below.
+        let mut mantissa: u64 = 0;
+        let mut digits = 0u32;
+        let mut take_digit = |c: u8, mantissa: &mut u64| {
+            if digits < 19 {
+                *mantissa = *mantissa * 10 + u64::from(c - b'0');
+            }
+            digits += 1;
+        };
         match self.b.get(self.i) {
             Some(b'0') => self.i += 1,
             Some(c) if c.is_ascii_digit() => {
-                while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                while let Some(&c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
+                    take_digit(c, &mut mantissa);
                     self.i += 1;
                 }
             }
             _ => return Err(self.error("No number after minus sign in JSON")),
         }
+        let mut fraction_digits = 0i32;
         if self.b.get(self.i) == Some(&b'.') {
             self.i += 1;
             if !self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
                 return Err(self.error("Unterminated fractional number in JSON"));
             }
-            while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            while let Some(&c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
+                take_digit(c, &mut mantissa);
+                fraction_digits += 1;
                 self.i += 1;
             }
         }
+        let mut has_exponent = false;
         if matches!(self.b.get(self.i), Some(b'e') | Some(b'E')) {
+            has_exponent = true;
             self.i += 1;
             if matches!(self.b.get(self.i), Some(b'+') | Some(b'-')) {
                 self.i += 1;
@@ -266,6 +288,12 @@ impl Parser<'_> {
             while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
                 self.i += 1;
             }
+        }
+        // Exact fast path (Clinger): a mantissa below 2^53 divided by an exact
+        // power of ten is correctly rounded by one IEEE division.
+        if !has_exponent && digits <= 15 && fraction_digits <= 22 {
+            let v = mantissa as f64 / POW10[fraction_digits as usize];
+            return Ok(Value::Number(if negative { -v } else { v }));
         }
         let text = &self.src[start..self.i];
         // The grammar above only admits forms Rust's parser reads exactly.
@@ -508,6 +536,33 @@ mod tests {
         );
         let v = parse("  [ 1 , \"two\" , {\"3\":3} ]  ").unwrap();
         assert_eq!(stringify(&v), "[1,\"two\",{\"3\":3}]");
+    }
+
+    #[test]
+    fn numbers_parse_exactly_on_both_paths() {
+        for text in [
+            "0",
+            "-0",
+            "21.5",
+            "0.1",
+            "0.30000000000000004",
+            "123456789012345",
+            "1234567890123456789",
+            "9007199254740993",
+            "1e3",
+            "-2.5e-3",
+            "1.7976931348623157e308",
+            "5e-324",
+            "3.14159265358979",
+            "0.000001",
+            "100.0",
+        ] {
+            let expected: f64 = text.parse().unwrap();
+            match parse(text).unwrap() {
+                Value::Number(n) => assert_eq!(n.to_bits(), expected.to_bits(), "{text}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

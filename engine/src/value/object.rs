@@ -12,12 +12,37 @@ const INDEX_THRESHOLD: usize = 16;
 /// hash index.
 #[derive(Clone, Debug, Default)]
 pub struct Object {
-    entries: Vec<(Str, Value)>,
+    entries: Vec<Entry>,
     /// Number of leading entries whose key is an array index.
     index_keys: usize,
     // Boxed so that objects without an index (nearly all) stay small.
     #[allow(clippy::box_collection)]
     lookup: Option<Box<HashMap<Str, usize>>>,
+}
+
+/// One property. `fp` is a fingerprint of the key (its length and first 7
+/// bytes), compared before the key itself: lookups among the few keys of a
+/// message are then a scan over integers.
+#[derive(Clone, Debug)]
+struct Entry {
+    fp: u64,
+    key: Str,
+    value: Value,
+}
+
+/// Key length in the top byte, the first 7 bytes below it. Keys of up to 7
+/// bytes are equal exactly when their fingerprints are.
+#[inline]
+fn fingerprint(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let low = match b.first_chunk::<8>() {
+        Some(chunk) => u64::from_le_bytes(*chunk) & 0x00ff_ffff_ffff_ffff,
+        None => b
+            .iter()
+            .enumerate()
+            .fold(0u64, |acc, (i, &x)| acc | (u64::from(x) << (8 * i))),
+    };
+    low | ((b.len().min(255) as u64) << 56)
 }
 
 /// The numeric value of `key` if it is a canonical array index ("0", "17", not "01").
@@ -58,22 +83,34 @@ impl Object {
         self.entries.is_empty()
     }
 
+    #[inline]
     fn position(&self, key: &str) -> Option<usize> {
+        self.position_fp(key, fingerprint(key))
+    }
+
+    #[inline]
+    fn position_fp(&self, key: &str, fp: u64) -> Option<usize> {
         if let Some(map) = &self.lookup {
             return map.get(key).copied();
         }
-        self.entries.iter().position(|(k, _)| k.as_str() == key)
+        if key.len() <= 7 {
+            self.entries.iter().position(|e| e.fp == fp)
+        } else {
+            self.entries
+                .iter()
+                .position(|e| e.fp == fp && e.key.as_str() == key)
+        }
     }
 
     /// The value of property `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.position(key).map(|i| &self.entries[i].1)
+        self.position(key).map(|i| &self.entries[i].value)
     }
 
     /// Mutable access to property `key`.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.position(key).map(move |i| &mut self.entries[i].1)
+        self.position(key).map(move |i| &mut self.entries[i].value)
     }
 
     /// True when the object has own property `key`.
@@ -82,36 +119,45 @@ impl Object {
     }
 
     /// Sets property `key`, keeping its position if it exists. Returns the old value.
-    pub fn insert(&mut self, key: impl Into<Str>, value: Value) -> Option<Value> {
-        let key = key.into();
-        if let Some(i) = self.position(&key) {
-            return Some(std::mem::replace(&mut self.entries[i].1, value));
+    #[inline]
+    pub fn insert<K: AsRef<str> + Into<Str>>(&mut self, key: K, value: Value) -> Option<Value> {
+        let fp = fingerprint(key.as_ref());
+        if let Some(i) = self.position_fp(key.as_ref(), fp) {
+            return Some(std::mem::replace(&mut self.entries[i].value, value));
         }
-        match array_index(&key) {
+        self.insert_new(Entry {
+            fp,
+            key: key.into(),
+            value,
+        });
+        None
+    }
+
+    fn insert_new(&mut self, entry: Entry) {
+        match array_index(&entry.key) {
             Some(n) => {
                 let at = self.entries[..self.index_keys]
-                    .partition_point(|(k, _)| array_index(k).unwrap_or(0) < n);
-                self.entries.insert(at, (key, value));
+                    .partition_point(|e| array_index(&e.key).unwrap_or(0) < n);
+                self.entries.insert(at, entry);
                 self.index_keys += 1;
                 self.rebuild_lookup();
             }
             None => {
                 if let Some(map) = &mut self.lookup {
-                    map.insert(key.clone(), self.entries.len());
+                    map.insert(entry.key.clone(), self.entries.len());
                 }
-                self.entries.push((key, value));
+                self.entries.push(entry);
                 if self.lookup.is_none() && self.entries.len() > INDEX_THRESHOLD {
                     self.rebuild_lookup();
                 }
             }
         }
-        None
     }
 
     /// Removes property `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let i = self.position(key)?;
-        let (_, v) = self.entries.remove(i);
+        let v = self.entries.remove(i).value;
         if i < self.index_keys {
             self.index_keys -= 1;
         }
@@ -125,7 +171,7 @@ impl Object {
                 .entries
                 .iter()
                 .enumerate()
-                .map(|(i, (k, _))| (k.clone(), i))
+                .map(|(i, e)| (e.key.clone(), i))
                 .collect();
             self.lookup = Some(Box::new(map));
         } else {
@@ -135,17 +181,17 @@ impl Object {
 
     /// Properties in JavaScript order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str, &Value)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+        self.entries.iter().map(|e| (&e.key, &e.value))
     }
 
     /// Mutable values in JavaScript order.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
-        self.entries.iter_mut().map(|(_, v)| v)
+        self.entries.iter_mut().map(|e| &mut e.value)
     }
 
     /// Keys in JavaScript order.
     pub fn keys(&self) -> impl Iterator<Item = &Str> {
-        self.entries.iter().map(|(k, _)| k)
+        self.entries.iter().map(|e| &e.key)
     }
 }
 
@@ -210,6 +256,21 @@ mod tests {
         o.insert("5", Value::Null);
         assert_eq!(o.keys().next().map(|k| k.as_str()), Some("5"));
         assert_eq!(o.get("k99"), Some(&Value::Number(99.0)));
+    }
+
+    #[test]
+    fn fingerprints_tell_short_keys_apart_and_long_keys_are_compared() {
+        let mut o = Object::new();
+        o.insert("abcdefgX1", Value::Number(1.0));
+        o.insert("abcdefgX2", Value::Number(2.0));
+        o.insert("ab", Value::Number(3.0));
+        o.insert("ab\0", Value::Number(4.0));
+        assert_eq!(o.get("abcdefgX2"), Some(&Value::Number(2.0)));
+        assert_eq!(o.get("abcdefgX1"), Some(&Value::Number(1.0)));
+        assert_eq!(o.get("ab"), Some(&Value::Number(3.0)));
+        assert_eq!(o.get("ab\0"), Some(&Value::Number(4.0)));
+        assert_eq!(o.get("abcdefgX3"), None);
+        assert_eq!(o.get(""), None);
     }
 
     #[test]

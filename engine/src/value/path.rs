@@ -319,7 +319,7 @@ pub fn set(
         return Ok(());
     };
     if init.is_empty() {
-        root.insert(Str::new(seg_key(last)), value);
+        root.insert(seg_key(last), value);
         return Ok(());
     }
     let first_key = seg_key(&init[0]);
@@ -384,7 +384,7 @@ fn step_mut<'a>(
 fn assign(target: &mut Value, seg: &Segment, value: Value) -> Result<(), PathError> {
     match target {
         Value::Object(o) => {
-            Arc::make_mut(o).insert(Str::new(seg_key(seg)), value);
+            Arc::make_mut(o).insert(seg_key(seg), value);
             Ok(())
         }
         Value::Array(a) => {

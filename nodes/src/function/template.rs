@@ -245,11 +245,12 @@ fn context_reference(name: &str) -> Option<(ContextScope, &str)> {
 
 impl MessageRoot<'_, '_> {
     fn on_message(&self, name: &str) -> Option<Cow<'_, Value>> {
-        let dotted = name.find('.').is_some_and(|i| i > 0);
+        // Byte search: names are short and this runs for every tag of every message.
+        let dotted = name.bytes().position(|b| b == b'.').is_some_and(|i| i > 0);
         if !dotted {
             return self.msg.get(name).map(Cow::Borrowed);
         }
-        let mut parts = name.split('.');
+        let mut parts = name.split(|c: char| c == '.');
         let mut cur: Cow<'_, Value> = Cow::Borrowed(self.msg.get(parts.next()?)?);
         for part in parts {
             cur = match cur {
