@@ -250,7 +250,7 @@ impl MessageRoot<'_, '_> {
         if !dotted {
             return self.msg.get(name).map(Cow::Borrowed);
         }
-        let mut parts = name.split(|c: char| c == '.');
+        let mut parts = name.split('.');
         let mut cur: Cow<'_, Value> = Cow::Borrowed(self.msg.get(parts.next()?)?);
         for part in parts {
             cur = match cur {
