@@ -4,12 +4,14 @@
 //! - [`common`]: inject, debug, catch, status, complete, comment, junction, link in/out.
 //! - [`function`]: change, switch, rbe ("filter"), template.
 //! - [`parser`]: json (parsers).
+//! - [`network`]: MQTT message rules (the mqtt nodes build on them).
 //! - [`typed_value`]: Node-RED's typed inputs (str, num, json, msg, flow, env, ...), shared by nodes.
 //!
 //! [`registry`] returns a registry with every type.
 
 pub mod common;
 pub mod function;
+pub mod network;
 pub mod parser;
 pub mod typed_value;
 
