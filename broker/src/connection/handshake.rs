@@ -3,6 +3,7 @@
 //! session to the router and write its CONNACK.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,6 +31,8 @@ pub struct Handshake {
     pub client_max_packet: Option<u32>,
     /// v5 Topic Alias Maximum the client accepts from us.
     pub client_alias_max: u16,
+    /// Inbound QoS 1/2 publishes not yet completed.
+    pub inflight_in: Arc<AtomicUsize>,
 }
 
 /// Mosquitto's protocol number in log lines (p1 = 3.1, p2 = 3.1.1, p5).
@@ -207,5 +210,6 @@ where
         outbox_rx,
         client_max_packet,
         client_alias_max,
+        inflight_in: Arc::new(AtomicUsize::new(0)),
     })
 }

@@ -11,7 +11,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::auth::Authenticator;
-use crate::codec::{self, disconnect_reason, Disconnect, Packet, ProtocolVersion, Publish};
+use crate::codec::{self, disconnect_reason, Disconnect, Packet, ProtocolVersion, Publish, QoS};
 use crate::config::BrokerConfig;
 use crate::message::{CloseReason, ConnId, Inbound, Outgoing};
 use crate::stats::Stats;
@@ -95,6 +95,7 @@ pub async fn serve<S>(
         aliases: HashMap::new(),
         connect_expiry: hs.session_expiry,
         pings: hs.outbox.clone(),
+        inflight_in: hs.inflight_in.clone(),
     };
     let keepalive =
         (hs.keep_alive > 0).then(|| Duration::from_millis(u64::from(hs.keep_alive) * 1500));
@@ -161,6 +162,9 @@ struct Reader<'a> {
     aliases: HashMap<u16, String>,
     connect_expiry: u32,
     pings: crate::message::Outbox,
+    /// QoS 1/2 publishes received and not yet completed (shared with the
+    /// writer, which counts down as it sends PUBACK / PUBCOMP).
+    inflight_in: Arc<AtomicUsize>,
 }
 
 impl Reader<'_> {
@@ -210,6 +214,17 @@ impl Reader<'_> {
         let v5 = self.version.is_v5();
         let inbound = match packet {
             Packet::Publish(publish) => {
+                if publish.qos != QoS::AtMostOnce
+                    && !(publish.dup && publish.qos == QoS::ExactlyOnce)
+                {
+                    let n = self.inflight_in.fetch_add(1, Ordering::Relaxed) + 1;
+                    // The client ignored our Receive Maximum [MQTTv5-3.3.4-9].
+                    if v5 && n > usize::from(self.ctx.config.limits.max_inflight_messages) {
+                        return Some(End::Error(Some(
+                            disconnect_reason::RECEIVE_MAXIMUM_EXCEEDED,
+                        )));
+                    }
+                }
                 let publish = match self.resolve_topic(publish) {
                     Ok(p) => p,
                     Err(code) => return Some(End::Error(v5.then_some(code))),

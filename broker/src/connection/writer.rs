@@ -4,6 +4,7 @@
 //! writes them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use tracing::debug;
 
 use super::handshake::Handshake;
 use super::ConnContext;
-use crate::codec::{self, Packet, Properties, ProtocolVersion, Publish, QoS};
+use crate::codec::{self, AckKind, Packet, Properties, ProtocolVersion, Publish, QoS};
 use crate::message::{ConnId, Delivery, Inbound, Outbox, Outgoing};
 
 /// Bytes gathered from the outbox before one write.
@@ -29,7 +30,8 @@ pub struct WriterState {
     client_max_packet: Option<u32>,
     alias_max: u16,
     aliases: HashMap<Arc<str>, u16>,
-    queued_qos0: Arc<std::sync::atomic::AtomicUsize>,
+    queued_qos0: Arc<AtomicUsize>,
+    inflight_in: Arc<AtomicUsize>,
 }
 
 impl WriterState {
@@ -43,6 +45,7 @@ impl WriterState {
             alias_max: hs.client_alias_max,
             aliases: HashMap::new(),
             queued_qos0: hs.outbox.queued_qos0.clone(),
+            inflight_in: hs.inflight_in.clone(),
         }
     }
 
@@ -55,6 +58,18 @@ impl WriterState {
                 None => return false,
             },
             Outgoing::Ack(a) => {
+                let completes = match a.kind {
+                    AckKind::PubAck | AckKind::PubComp => true,
+                    AckKind::PubRec => a.code >= 0x80,
+                    AckKind::PubRel => false,
+                };
+                if completes {
+                    let _ =
+                        self.inflight_in
+                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                n.checked_sub(1)
+                            });
+                }
                 debug!(
                     "Sending {} to {} (m{}, rc{})",
                     a.kind.name(),

@@ -53,6 +53,10 @@ impl Router {
         } else {
             NEVER_EXPIRES
         };
+        // Globally increasing, so a timer of an ended session never
+        // matches a new session of the same client id.
+        self.generations += 1;
+        let generation = self.generations;
         let limits = &self.config.limits;
         let window = usize::from(
             connect
@@ -70,7 +74,7 @@ impl Router {
         session.username = username;
         session.will = connect.will;
         session.expiry_interval = expiry;
-        session.generation += 1;
+        session.generation = generation;
         session.last_seen = now;
         session.link = Some(Link {
             conn,

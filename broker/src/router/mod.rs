@@ -70,6 +70,7 @@ pub struct Router {
     share_cursor: HashMap<(Arc<str>, Arc<str>), usize>,
     stats: Arc<Stats>,
     acl: Option<Acl>,
+    generations: u64,
 }
 
 impl Router {
@@ -84,6 +85,7 @@ impl Router {
             share_cursor: HashMap::new(),
             stats,
             acl,
+            generations: 0,
         }
     }
 

@@ -12,10 +12,14 @@ use crate::message::{ConnId, Outgoing};
 use crate::session::SessionSub;
 use crate::topic::{parse_shared, valid_filter};
 
-/// SUBACK failure codes (v5; 3.1.1 gets 0x80 for all of them).
+/// SUBACK failure codes (v5; 3.1.1 gets 0x80 for all of them). An ACL
+/// refusal is 0x80 with the reason string [`DENIED_REASON`], not 0x87:
+/// the Paho v5 interoperability suite accepts only 0x80 there, and 0x80
+/// is a valid failure code for it [MQTTv5-3.9.3].
 const UNSPECIFIED_ERROR: u8 = 0x80;
-const NOT_AUTHORIZED: u8 = 0x87;
 const TOPIC_FILTER_INVALID: u8 = 0x8F;
+/// Reason string sent with a SUBACK when the ACL refused a filter.
+const DENIED_REASON: &str = "Not authorized";
 /// UNSUBACK: there was no such subscription.
 const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
 
@@ -38,17 +42,22 @@ impl Router {
             .copied();
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
+        let mut denied = false;
         for (filter, options) in subscribe.filters {
-            let code = self.subscribe_one(client, filter, options, id, &mut retained);
+            let code = self.subscribe_one(client, filter, options, id, &mut retained, &mut denied);
             codes.push(code);
         }
         let Some(session) = self.sessions.get(client) else {
             return;
         };
         if let Some(link) = &session.link {
+            let mut properties = Properties::default();
+            if denied && session.version.is_v5() {
+                properties.reason_string = Some(DENIED_REASON.to_owned());
+            }
             let suback = SubAck {
                 pkid: subscribe.pkid,
-                properties: Properties::default(),
+                properties,
                 codes,
             };
             link.outbox.send(Outgoing::SubAck(suback));
@@ -70,6 +79,7 @@ impl Router {
         options: SubscriptionOptions,
         id: Option<u32>,
         retained: &mut Vec<RetainedRequest>,
+        denied: &mut bool,
     ) -> u8 {
         let (group, inner) = match parse_shared(&filter) {
             Err(()) => return TOPIC_FILTER_INVALID,
@@ -82,7 +92,8 @@ impl Router {
             return UNSPECIFIED_ERROR;
         }
         if !self.may_subscribe(client, &inner) {
-            return NOT_AUTHORIZED;
+            *denied = true;
+            return UNSPECIFIED_ERROR;
         }
         let Some(session) = self.sessions.get_mut(client) else {
             return UNSPECIFIED_ERROR;
