@@ -295,6 +295,11 @@ impl Parser<'_> {
             let v = mantissa as f64 / POW10[fraction_digits as usize];
             return Ok(Value::Number(if negative { -v } else { v }));
         }
+        // An integer that fits in u64 converts with one correctly rounded cast.
+        if !has_exponent && fraction_digits == 0 && digits <= 19 {
+            let v = mantissa as f64;
+            return Ok(Value::Number(if negative { -v } else { v }));
+        }
         let text = &self.src[start..self.i];
         // The grammar above only admits forms Rust's parser reads exactly.
         Ok(Value::Number(text.parse::<f64>().unwrap_or(f64::NAN)))
