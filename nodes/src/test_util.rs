@@ -37,3 +37,11 @@ pub fn on_tab(nodes: Json) -> Json {
     }
     Json::Array(all)
 }
+
+/// Starts a single node `id` of type `type_name` with `config` (its other properties).
+pub async fn start_one(id: &str, type_name: &str, config: Json) -> TestFlow {
+    let mut n = config;
+    n["id"] = json!(id);
+    n["type"] = json!(type_name);
+    start(json!([n])).await
+}

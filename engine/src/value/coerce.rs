@@ -53,7 +53,8 @@ fn join_array(a: &[Value], out: &mut String) {
     }
 }
 
-fn is_js_whitespace(c: char) -> bool {
+/// JavaScript's white space and line terminators (what `trim()` and `\s` remove).
+pub fn is_js_whitespace(c: char) -> bool {
     matches!(
         c,
         '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'

@@ -16,7 +16,10 @@ pub mod json;
 mod object;
 pub mod path;
 
-pub use coerce::{js_compare, js_number_to_string, parse_float, push_js_number, string_to_number};
+pub use coerce::{
+    is_js_whitespace, js_compare, js_number_to_string, parse_float, push_js_number,
+    string_to_number,
+};
 pub use object::Object;
 
 use bytes::Bytes;

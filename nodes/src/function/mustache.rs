@@ -152,17 +152,7 @@ enum Node {
 
 /// JavaScript's `\s`.
 fn is_js_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202f}'
-                | '\u{205f}'
-                | '\u{3000}'
-                | '\u{feff}'
-    )
+    flowd_engine::value::is_js_whitespace(c)
 }
 
 fn skip_space(s: &str, pos: usize) -> usize {

@@ -401,7 +401,7 @@ impl FunctionNode for RbeNode {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_util::{start, try_start};
+    use crate::test_util::{start, start_one, try_start};
     use flowd_engine::testing::TestFlow;
     use flowd_engine::value::json;
     use flowd_engine::{Msg, Value};
@@ -409,10 +409,7 @@ mod tests {
     use std::time::Duration;
 
     async fn rbe(config: serde_json::Value) -> TestFlow {
-        let mut n = config;
-        n["id"] = json!("r");
-        n["type"] = json!("rbe");
-        start(json!([n])).await
+        start_one("r", "rbe", config).await
     }
 
     fn msg(topic: Option<&str>, payload: Option<&str>) -> Msg {

@@ -405,17 +405,14 @@ impl FunctionNode for TemplateNode {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_util::{start, try_start};
+    use crate::test_util::{start, start_one, try_start};
     use flowd_engine::value::json;
     use flowd_engine::{Msg, Value};
     use serde_json::json;
     use std::time::Duration;
 
     async fn render(node: serde_json::Value, msg: Msg) -> Option<Msg> {
-        let mut n = node;
-        n["id"] = json!("tp");
-        n["type"] = json!("template");
-        let mut f = start(json!([n])).await;
+        let mut f = start_one("tp", "template", node).await;
         f.send("tp", msg).await;
         let out = f.next_from_within("tp", Duration::from_millis(300)).await;
         f.stop().await;

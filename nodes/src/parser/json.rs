@@ -169,17 +169,14 @@ impl FunctionNode for JsonNode {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_util::{start, try_start};
+    use crate::test_util::{start, start_one, try_start};
     use flowd_engine::value::json;
     use flowd_engine::{Msg, Value};
     use serde_json::json;
     use std::time::Duration;
 
     async fn convert(node: serde_json::Value, payload: Value) -> Option<Value> {
-        let mut n = node;
-        n["id"] = json!("j");
-        n["type"] = json!("json");
-        let mut f = start(json!([n])).await;
+        let mut f = start_one("j", "json", node).await;
         f.send("j", Msg::with_payload(payload)).await;
         let out = f.next_from_within("j", Duration::from_millis(300)).await;
         f.stop().await;
