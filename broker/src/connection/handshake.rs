@@ -103,13 +103,15 @@ where
     .await;
     let mut connect: Connect = match first {
         Ok(Ok(Packet::Connect(c))) => *c,
-        Ok(Err(DecodeError::UnsupportedProtocol(level))) => {
-            let version = if level >= 5 {
-                ProtocolVersion::V5
-            } else {
-                ProtocolVersion::V311
-            };
-            return refuse(wr, peer, version, connack_reason::UNSUPPORTED_VERSION).await;
+        Ok(Err(DecodeError::UnsupportedProtocol(_))) => {
+            // 3.1.1 return code 1; a v5 client never sends an unknown level.
+            return refuse(
+                wr,
+                peer,
+                ProtocolVersion::V311,
+                connack_reason::UNSUPPORTED_VERSION,
+            )
+            .await;
         }
         Ok(Ok(_)) | Ok(Err(_)) => {
             info!("Socket error on client <unknown>, disconnecting.");
