@@ -289,7 +289,7 @@ async fn message_expiry_drops_stale_queued_messages_and_counts_down() {
     assert!(p
         .properties
         .message_expiry_interval
-        .is_some_and(|s| s < 100 && s >= 98));
+        .is_some_and(|s| (98..100).contains(&s)));
     sub.send(Packet::Ack(Ack::new(AckKind::PubAck, p.pkid)))
         .await;
     sub.expect_nothing().await;
