@@ -48,6 +48,8 @@ impl ConnContext {
 
 /// Read buffer size per connection (grows for large packets).
 const READ_BUFFER: usize = 4 * 1024;
+/// How long a connection closed with a DISCONNECT reason keeps reading.
+const LINGER: Duration = Duration::from_secs(2);
 /// How long a closing connection waits for its writer to flush.
 const WRITER_DRAIN: Duration = Duration::from_secs(5);
 
@@ -103,6 +105,7 @@ pub async fn serve<S>(
         .read_loop(&mut rd, &mut rbuf, keepalive, &closed)
         .await;
     let client = &hs.client_id;
+    let mut linger = false;
     let (reason, expiry) = match end {
         End::Disconnected {
             will,
@@ -129,6 +132,7 @@ pub async fn serve<S>(
             info!("Socket error on client {client}, disconnecting.");
             if let Some(code) = code {
                 hs.outbox.send(Outgoing::Disconnect(Disconnect::new(code)));
+                linger = true;
             }
             (CloseReason::Abnormal, None)
         }
@@ -150,6 +154,17 @@ pub async fn serve<S>(
     drop(hs.outbox);
     if tokio::time::timeout(WRITER_DRAIN, writer).await.is_err() {
         debug!(client = %client, "Writer did not drain in time.");
+    }
+    if linger {
+        // After a DISCONNECT with a reason, read and discard until the
+        // client closes (or LINGER passes), so that what it sends meanwhile
+        // (e.g. PUBREL) does not reset the connection before it has read
+        // our DISCONNECT.
+        let drain = async {
+            let mut sink = [0u8; 1024];
+            while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
     }
 }
 
