@@ -279,7 +279,19 @@ fn config_refs<'s>(def: &NodeDef, config_ids: &HashSet<&'s str>) -> Vec<&'s str>
 pub fn prepare(
     registry: &Registry,
     set: FlowSet,
+    errors: Vec<ValidationError>,
+) -> Result<Prepared, ValidationErrors> {
+    prepare_reusing(registry, set, errors, &HashMap::new())
+}
+
+/// [`prepare`], handing the config nodes in `reuse` (by id) to their users
+/// instead of building them again: a deploy keeps unchanged config nodes
+/// (and their connections) running.
+pub fn prepare_reusing(
+    registry: &Registry,
+    set: FlowSet,
     mut errors: Vec<ValidationError>,
+    reuse: &HashMap<String, Arc<dyn ConfigNode>>,
 ) -> Result<Prepared, ValidationErrors> {
     let disabled_tabs: HashSet<&str> = set
         .nodes
@@ -408,6 +420,17 @@ pub fn prepare(
             blocked
         };
         for def in batch {
+            if let Some(kept) = reuse.get(&def.id) {
+                configs.insert(def.id.clone(), kept.clone());
+                let info = node_info(&set, def, &global_env, &mut tab_scopes);
+                prepared.push(PreparedNode {
+                    info: Arc::new(info),
+                    wires: def.wires.clone(),
+                    built: BuiltNode::config(kept.clone()),
+                    props: def.raw.clone(),
+                });
+                continue;
+            }
             match build_one(def, &configs, &mut errors, &mut tab_scopes) {
                 Some(p) => {
                     if let NodeKind::Config(c) = &p.built.kind {

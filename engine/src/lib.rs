@@ -9,6 +9,7 @@
 //! - [`msg`]: the message type.
 //! - [`node`]: the traits node types implement and what running nodes can do.
 //! - [`context`]: node, flow and global context.
+//! - [`deploy`]: the deploy diff (full / flows / nodes).
 //! - [`observer`]: debug output, node logs and status leaving the runtime.
 //! - [`testing`]: an in-process harness for flow tests (like node-red-node-test-helper).
 //! - [`config_de`]: lenient deserializers for Node-RED's loosely typed properties.
@@ -16,6 +17,7 @@
 pub mod build;
 pub mod config_de;
 pub mod context;
+pub mod deploy;
 pub mod flows;
 pub mod msg;
 pub mod node;
@@ -26,10 +28,11 @@ pub mod testing;
 pub mod validation;
 pub mod value;
 
-pub use build::{prepare, prepare_json, prepare_text, Prepared};
+pub use build::{prepare, prepare_json, prepare_reusing, prepare_text, Prepared};
+pub use deploy::DeployType;
 pub use msg::Msg;
 pub use node::{BuiltNode, FunctionNode, NodeCx, NodeHandle, NodeInfo, NodeType, Status, TaskNode};
 pub use registry::{NodeDescriptor, Registry};
-pub use runtime::{Runtime, RuntimeOptions};
+pub use runtime::{DeployError, Runtime, RuntimeOptions};
 pub use validation::{ValidationError, ValidationErrors};
 pub use value::{Object, Value};

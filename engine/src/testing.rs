@@ -10,11 +10,12 @@
 //! ```
 
 use crate::build::prepare_json;
+use crate::deploy::{DeployType, Diff};
 use crate::msg::Msg;
 use crate::node::{NodeInfo, Status};
 use crate::observer::{debug_line, DebugEvent, LogLevel, RuntimeObserver};
 use crate::registry::Registry;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{DeployError, Runtime, RuntimeOptions};
 use crate::validation::ValidationErrors;
 use crate::value::Value;
 use std::sync::{Arc, Mutex};
@@ -217,6 +218,20 @@ impl TestFlow {
             out.push(s);
         }
         out
+    }
+
+    /// Deploys `flows` live with deployment type `kind` (see [`Runtime::deploy`]).
+    pub async fn deploy(
+        &self,
+        registry: &Registry,
+        flows: serde_json::Value,
+        kind: DeployType,
+    ) -> Result<Diff, DeployError> {
+        let (set, errors) = crate::flows::from_json(flows);
+        match &self.runtime {
+            Some(rt) => rt.deploy(registry, set, errors, kind).await,
+            None => Err(DeployError::Stopped),
+        }
     }
 
     /// Stops the runtime gracefully.

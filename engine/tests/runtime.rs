@@ -282,3 +282,177 @@ async fn stop_drains_messages_in_flight_and_gives_up_after_the_timeout() {
         tokio::time::timeout(Duration::from_secs(20), rt.stop(Duration::from_millis(300))).await;
     assert!(stopped.is_ok(), "stop returned despite a stuck node");
 }
+
+/// Counts the messages it received and sends the count (state to keep or lose).
+struct Counter {
+    n: f64,
+}
+impl FunctionNode for Counter {
+    fn on_input(&mut self, mut msg: Msg, cx: &mut NodeCx<'_>) {
+        self.n += 1.0;
+        msg.set_payload(self.n);
+        cx.send(msg);
+    }
+}
+struct CounterType;
+impl NodeType for CounterType {
+    fn type_name(&self) -> &'static str {
+        "counter"
+    }
+    fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::new("counter", "function", "test/counter", "#fff", 1, 1)
+    }
+    fn build(&self, _cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
+        Some(BuiltNode::function(Counter { n: 0.0 }))
+    }
+}
+
+fn deploy_registry() -> Registry {
+    let mut r = registry();
+    r.register(&CounterType);
+    r
+}
+
+/// Two independent chains on one tab: X (cx -> px) and Y (cy -> py).
+fn chains(py_name: &str, extra: Vec<Json>) -> Json {
+    let mut v = vec![
+        json!({"id":"t1","type":"tab","label":"one"}),
+        node("cx", "counter", "t1", json!([["px"]])),
+        node("px", "pass", "t1", json!([])),
+        node("cy", "counter", "t1", json!([["py"]])),
+        json!({"id":"py","type":"pass","z":"t1","name":py_name,"x":1,"y":1,"wires":[]}),
+    ];
+    v.extend(extra);
+    Json::Array(v)
+}
+
+async fn count(f: &mut TestFlow, counter: &str) -> f64 {
+    f.send(counter, Msg::new()).await;
+    f.next_from(counter)
+        .await
+        .msg
+        .payload()
+        .and_then(Value::as_f64)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn deploy_types_restart_what_they_should_and_keep_the_rest() {
+    let r = deploy_registry();
+    let mut f = TestFlow::start(&r, chains("Y", vec![])).await.unwrap();
+    assert_eq!(
+        (count(&mut f, "cx").await, count(&mut f, "cy").await),
+        (1.0, 1.0)
+    );
+
+    // nodes: renaming py restarts py only; both counters keep counting.
+    f.deploy(&r, chains("Y2", vec![]), flowd_engine::DeployType::Nodes)
+        .await
+        .unwrap();
+    assert_eq!(
+        (count(&mut f, "cx").await, count(&mut f, "cy").await),
+        (2.0, 2.0)
+    );
+
+    // flows: renaming py restarts chain Y (cy forgets), chain X keeps its state.
+    let d = f
+        .deploy(&r, chains("Y3", vec![]), flowd_engine::DeployType::Flows)
+        .await
+        .unwrap();
+    assert!(d.linked.contains("cy"));
+    assert_eq!(
+        (count(&mut f, "cx").await, count(&mut f, "cy").await),
+        (3.0, 1.0)
+    );
+
+    // nodes: a new node wired from cx; cx is only rewired and keeps its count.
+    let extra = vec![node("new", "pass", "t1", json!([]))];
+    let mut v = chains("Y3", extra);
+    v[1]["wires"] = json!([["px", "new"]]);
+    f.deploy(&r, v.clone(), flowd_engine::DeployType::Nodes)
+        .await
+        .unwrap();
+    assert_eq!(count(&mut f, "cx").await, 4.0);
+    assert_eq!(
+        f.next_from("new").await.msg.payload(),
+        Some(&Value::Number(4.0)),
+        "the new wire delivers"
+    );
+
+    // full: everything restarts.
+    f.deploy(&r, v, flowd_engine::DeployType::Full)
+        .await
+        .unwrap();
+    assert_eq!(
+        (count(&mut f, "cx").await, count(&mut f, "cy").await),
+        (1.0, 1.0)
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_deploy_changes_nothing() {
+    let r = deploy_registry();
+    let mut f = TestFlow::start(&r, chains("Y", vec![])).await.unwrap();
+    assert_eq!(count(&mut f, "cx").await, 1.0);
+    let bad = chains("Y", vec![node("ghost", "no-such-type", "t1", json!([]))]);
+    let e = f
+        .deploy(&r, bad, flowd_engine::DeployType::Full)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("unknown node type"), "{e}");
+    assert_eq!(
+        count(&mut f, "cx").await,
+        2.0,
+        "the running flows were not touched"
+    );
+    f.stop().await;
+}
+
+static COUNTED_BUILDS: AtomicUsize = AtomicUsize::new(0);
+
+/// A config node type that counts how often it is built.
+struct CountedConfType;
+impl NodeType for CountedConfType {
+    fn type_name(&self) -> &'static str {
+        "counted-conf"
+    }
+    fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::new("counted-conf", "config", "test/conf", "#fff", 0, 0)
+    }
+    fn build(&self, _cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
+        COUNTED_BUILDS.fetch_add(1, Ordering::SeqCst);
+        Some(BuiltNode::config(Arc::new(Conf)))
+    }
+}
+
+#[tokio::test]
+async fn removed_nodes_stop_and_kept_config_nodes_are_reused() {
+    let mut r = deploy_registry();
+    r.register(&CountedConfType);
+    let with_user = |name: &str| {
+        Json::Array(vec![
+            json!({"id":"t1","type":"tab","label":"one"}),
+            json!({"id":"cfg","type":"conf"}),
+            json!({"id":"kept","type":"counted-conf"}),
+            json!({"id":"u","type":"user","z":"t1","cfg":"cfg","name":name,"x":1,"y":1,"wires":[]}),
+            node("gone", "pass", "t1", json!([])),
+        ])
+    };
+    let f = TestFlow::start(&r, with_user("a")).await.unwrap();
+    let mut v = with_user("b");
+    v.as_array_mut().unwrap().pop();
+    let d = f
+        .deploy(&r, v, flowd_engine::DeployType::Nodes)
+        .await
+        .unwrap();
+    assert_eq!(d.removed.iter().collect::<Vec<_>>(), ["gone"]);
+    assert_eq!(d.changed.iter().collect::<Vec<_>>(), ["u"]);
+    assert_eq!(
+        COUNTED_BUILDS.load(Ordering::SeqCst),
+        1,
+        "the unchanged config node was not built again"
+    );
+    f.stop().await;
+}

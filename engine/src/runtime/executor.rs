@@ -6,15 +6,15 @@
 //! message through their bounded inbox (the executor waits for room, which is
 //! how backpressure reaches the sources).
 
-use super::handle::NodeHandle;
 use super::routing::Routes;
 use super::{
     Control, Event, Inbound, RuntimeOptions, SlotRef, Tap, EVENT_CAPACITY, INBOUND_CAPACITY,
 };
 use crate::build::Prepared;
 use crate::context::ContextStore;
+use crate::flows::FlowSet;
 use crate::msg::Msg;
-use crate::node::{ConfigNode, FunctionNode, NodeCx, NodeEvent, NodeInfo, NodeKind, TaskIo};
+use crate::node::{ConfigNode, FunctionNode, NodeCx, NodeEvent, NodeInfo, Role};
 use crate::observer::{LogLevel, RuntimeObserver};
 use crate::value::Str;
 use std::collections::{HashMap, VecDeque};
@@ -38,30 +38,46 @@ pub(crate) enum SlotNode {
 
 pub(crate) struct Slot {
     pub(crate) info: Arc<NodeInfo>,
+    /// Bumped when the slot's node stops: handles of the old node go stale.
     pub(crate) gen: u32,
     pub(crate) node: SlotNode,
+    /// Destinations per port, resolved from `wire_ids` and `links`.
     pub(crate) wires: Vec<Vec<u32>>,
+    pub(crate) wire_ids: Vec<Vec<String>>,
+    pub(crate) links: Vec<String>,
+    pub(crate) role: Role,
     /// True when complete nodes watch this node.
     pub(crate) watched: bool,
+    /// False once the node has been stopped (the slot is then empty).
+    pub(crate) live: bool,
+    pub(crate) cancel: CancellationToken,
+    /// The task of a task node.
+    pub(crate) join: Option<tokio::task::JoinHandle<()>>,
+    /// How to start the node, until it is started.
+    pub(crate) start: Option<StartKind>,
 }
 
 pub(crate) struct Executor {
     pub(crate) slots: Vec<Slot>,
-    by_id: HashMap<Str, u32>,
-    queue: VecDeque<(u32, Msg)>,
+    pub(crate) by_id: HashMap<Str, u32>,
+    pub(crate) queue: VecDeque<(u32, Msg)>,
     out_buf: Vec<(usize, Msg)>,
     ev_buf: Vec<NodeEvent>,
-    contexts: ContextStore,
-    observer: Arc<dyn RuntimeObserver>,
+    pub(crate) contexts: ContextStore,
+    pub(crate) observer: Arc<dyn RuntimeObserver>,
     tap: Option<Tap>,
     pub(crate) routes: Routes,
+    /// The flow set running now.
+    pub(crate) set: FlowSet,
+    pub(crate) msg_tx: mpsc::Sender<Inbound>,
+    pub(crate) event_tx: mpsc::Sender<Event>,
     msg_rx: mpsc::Receiver<Inbound>,
     event_rx: mpsc::Receiver<Event>,
     ctrl_rx: mpsc::Receiver<Control>,
     pending_events: VecDeque<Event>,
-    root_cancel: CancellationToken,
-    sources: TaskTracker,
-    sinks: TaskTracker,
+    pub(crate) root_cancel: CancellationToken,
+    pub(crate) sources: TaskTracker,
+    pub(crate) sinks: TaskTracker,
 }
 
 /// A delivery that must wait for room in a task node's inbox.
@@ -71,6 +87,7 @@ struct Blocked {
 }
 
 impl Executor {
+    /// Builds the executor and starts every node of `prepared`.
     pub(crate) fn new(
         prepared: Prepared,
         options: RuntimeOptions,
@@ -78,110 +95,36 @@ impl Executor {
     ) -> Executor {
         let (msg_tx, msg_rx) = mpsc::channel(INBOUND_CAPACITY);
         let (event_tx, event_rx) = mpsc::channel(EVENT_CAPACITY);
-        let root_cancel = CancellationToken::new();
-        let sources = TaskTracker::new();
-        let sinks = TaskTracker::new();
-
-        let by_id: HashMap<Str, u32> = prepared
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.info.id.clone(), i as u32))
-            .collect();
-        let routes = Routes::build(&prepared, &by_id);
-
-        let mut slots = Vec::with_capacity(prepared.nodes.len());
-        let mut starters: Vec<(u32, StartKind)> = Vec::new();
-        for (i, p) in prepared.nodes.into_iter().enumerate() {
-            let idx = i as u32;
-            let resolve = |ids: &[String]| -> Vec<u32> {
-                ids.iter()
-                    .filter_map(|id| by_id.get(id.as_str()).copied())
-                    .collect()
-            };
-            let mut wires: Vec<Vec<u32>> = p.wires.iter().map(|w| resolve(w)).collect();
-            if !p.built.links.is_empty() {
-                if wires.is_empty() {
-                    wires.push(Vec::new());
-                }
-                wires[0].extend(resolve(&p.built.links));
-            }
-            let node = match p.built.kind {
-                NodeKind::Function(f) => {
-                    starters.push((idx, StartKind::Function));
-                    SlotNode::Function(f)
-                }
-                NodeKind::Task(t) => {
-                    let cap = t.inbox_capacity();
-                    let (tx, rx) = if cap > 0 {
-                        let (tx, rx) = mpsc::channel(cap);
-                        (Some(tx), Some(rx))
-                    } else {
-                        (None, None)
-                    };
-                    starters.push((idx, StartKind::Task(t, rx)));
-                    SlotNode::Task { inbox: tx }
-                }
-                NodeKind::Config(c) => SlotNode::Config(c),
-                NodeKind::Inert => SlotNode::Inert,
-            };
-            slots.push(Slot {
-                watched: routes.is_watched(idx),
-                info: p.info,
-                gen: 0,
-                node,
-                wires,
-            });
-        }
-
         let mut exec = Executor {
-            slots,
-            by_id,
+            slots: Vec::with_capacity(prepared.nodes.len()),
+            by_id: HashMap::new(),
             queue: VecDeque::with_capacity(256),
             out_buf: Vec::with_capacity(8),
             ev_buf: Vec::new(),
             contexts: ContextStore::new(),
             observer: options.observer,
             tap: options.tap,
-            routes,
+            routes: Routes::default(),
+            set: FlowSet::default(),
+            msg_tx,
+            event_tx,
             msg_rx,
             event_rx,
             ctrl_rx,
             pending_events: VecDeque::new(),
-            root_cancel: root_cancel.clone(),
-            sources: sources.clone(),
-            sinks: sinks.clone(),
+            root_cancel: CancellationToken::new(),
+            sources: TaskTracker::new(),
+            sinks: TaskTracker::new(),
         };
-
-        for (idx, kind) in starters {
-            let slot = &mut exec.slots[idx as usize];
-            let is_sink = matches!(&kind, StartKind::Task(_, Some(_)));
-            let handle = NodeHandle {
-                slot: SlotRef { idx, gen: slot.gen },
-                info: slot.info.clone(),
-                msg_tx: msg_tx.clone(),
-                event_tx: event_tx.clone(),
-                cancel: root_cancel.child_token(),
-                tracker: if is_sink {
-                    sinks.clone()
-                } else {
-                    sources.clone()
-                },
-            };
-            match kind {
-                StartKind::Function => {
-                    if let SlotNode::Function(f) = &mut slot.node {
-                        let started = catch_unwind(AssertUnwindSafe(|| f.on_start(&handle)));
-                        if started.is_err() {
-                            tracing::error!(node = %slot.info.id, "Node panicked while starting.");
-                        }
-                    }
-                }
-                StartKind::Task(t, inbox) => {
-                    let tracker = handle.tracker.clone();
-                    tracker.spawn(t.run(TaskIo { inbox, handle }));
-                }
-            }
+        exec.set = prepared.set;
+        let installed: Vec<u32> = prepared
+            .nodes
+            .into_iter()
+            .map(|p| exec.install(p))
+            .collect();
+        exec.rebuild_topology();
+        for idx in installed {
+            exec.start(idx);
         }
         exec
     }
@@ -197,6 +140,14 @@ impl Executor {
                             self.queue.push_back((idx, msg));
                         }
                         let _ = reply.send(found.is_some());
+                    }
+                    Some(Control::Snapshot { reply }) => {
+                        let _ = reply.send(self.snapshot());
+                    }
+                    Some(Control::Apply { prepared, plan, reply }) => {
+                        self.drain().await;
+                        self.apply(prepared, plan).await;
+                        let _ = reply.send(());
                     }
                     Some(Control::Stop { timeout, reply }) => {
                         self.shutdown(timeout).await;
@@ -471,7 +422,8 @@ impl Executor {
     }
 }
 
-enum StartKind {
+/// How a node is started.
+pub(crate) enum StartKind {
     Function,
     Task(Box<dyn crate::node::TaskNode>, Option<mpsc::Receiver<Msg>>),
 }

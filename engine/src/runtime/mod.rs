@@ -9,12 +9,19 @@
 mod executor;
 pub mod handle;
 pub mod inline;
+mod lifecycle;
 mod routing;
 
-use crate::build::Prepared;
+use crate::build::{prepare_reusing, Prepared};
+use crate::deploy::{diff, plan, DeployType, Diff, Plan};
+use crate::flows::FlowSet;
 use crate::msg::Msg;
+use crate::node::ConfigNode;
 use crate::node::{NodeEvent, NodeInfo};
 use crate::observer::{NullObserver, RuntimeObserver};
+use crate::registry::Registry;
+use crate::validation::{ValidationError, ValidationErrors};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -54,6 +61,9 @@ pub(crate) struct Event {
 /// Called for every message a node sends (testing and tracing).
 pub type Tap = Arc<dyn Fn(&NodeInfo, usize, &Msg) + Send + Sync>;
 
+/// The running flow set and its config node instances by id.
+pub(crate) type Snapshot = (FlowSet, HashMap<String, Arc<dyn ConfigNode>>);
+
 /// Commands for the executor.
 pub(crate) enum Control {
     DeliverById {
@@ -63,6 +73,14 @@ pub(crate) enum Control {
     },
     Stop {
         timeout: Duration,
+        reply: oneshot::Sender<()>,
+    },
+    /// The running flow set and its config node instances.
+    Snapshot { reply: oneshot::Sender<Snapshot> },
+    /// Applies a validated flow set.
+    Apply {
+        prepared: Prepared,
+        plan: Plan,
         reply: oneshot::Sender<()>,
     },
 }
@@ -96,10 +114,23 @@ pub enum RuntimeError {
     Stopped,
 }
 
+/// Why a deploy was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The new flow set is invalid; nothing changed.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    /// The runtime has stopped.
+    #[error("the runtime has stopped")]
+    Stopped,
+}
+
 /// A running flow set.
 pub struct Runtime {
     ctrl: mpsc::Sender<Control>,
     join: tokio::task::JoinHandle<()>,
+    /// Deploys are applied one at a time.
+    deploying: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
@@ -111,7 +142,52 @@ impl Runtime {
         Runtime {
             ctrl: ctrl_tx,
             join,
+            deploying: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Deploys a new flow set live: validates it whole (nothing changes when
+    /// it is invalid), then stops and starts only what `kind` requires.
+    /// Nodes that keep running keep their state (rbe memory, connections).
+    /// `structural` are errors found while parsing `set`.
+    pub async fn deploy(
+        &self,
+        registry: &Registry,
+        set: FlowSet,
+        structural: Vec<ValidationError>,
+        kind: DeployType,
+    ) -> Result<Diff, DeployError> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let (reply, rx) = oneshot::channel();
+        self.ctrl
+            .send(Control::Snapshot { reply })
+            .await
+            .map_err(|_| DeployError::Stopped)?;
+        let (old, configs) = rx.await.map_err(|_| DeployError::Stopped)?;
+        let d = diff(&old, &set);
+        let p = plan(&d, kind);
+        // Config nodes that keep running are handed to the new nodes as they are.
+        let reuse: HashMap<String, Arc<dyn ConfigNode>> = if p.full {
+            HashMap::new()
+        } else {
+            configs
+                .into_iter()
+                .filter(|(id, _)| !p.stop.contains(id))
+                .collect()
+        };
+        let prepared =
+            prepare_reusing(registry, set, structural, &reuse).map_err(DeployError::Invalid)?;
+        let (reply, rx) = oneshot::channel();
+        self.ctrl
+            .send(Control::Apply {
+                prepared,
+                plan: p,
+                reply,
+            })
+            .await
+            .map_err(|_| DeployError::Stopped)?;
+        rx.await.map_err(|_| DeployError::Stopped)?;
+        Ok(d)
     }
 
     /// Delivers `msg` to the input of node `id` (the admin API's inject, tests).

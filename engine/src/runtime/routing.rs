@@ -2,9 +2,9 @@
 //! `Flow.handleError` / `handleStatus` / `handleComplete` do it.
 
 use super::executor::Executor;
-use crate::build::Prepared;
+use crate::flows::FlowSet;
 use crate::msg::Msg;
-use crate::node::{Role, Scope, Status};
+use crate::node::{NodeInfo, Role, Scope, Status};
 use crate::observer::LogLevel;
 use crate::value::{Object, Str, Value};
 use std::collections::HashMap;
@@ -29,24 +29,28 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    pub(crate) fn build(prepared: &Prepared, by_id: &HashMap<Str, u32>) -> Routes {
+    /// Routing tables for the live nodes `(index, info, role)` of `set`.
+    pub(crate) fn build<'a>(
+        set: &FlowSet,
+        live: impl Iterator<Item = (u32, &'a NodeInfo, &'a Role)>,
+        by_id: &HashMap<Str, u32>,
+    ) -> Routes {
         let mut r = Routes::default();
-        for n in &prepared.set.nodes {
+        for n in &set.nodes {
             if n.type_name == crate::flows::GROUP {
                 r.group_parent
                     .insert(Str::new(&n.id), n.g.as_deref().map(Str::new));
             }
         }
-        for (i, p) in prepared.nodes.iter().enumerate() {
-            let idx = i as u32;
-            let Some(z) = p.info.z.clone() else { continue };
+        for (idx, info, role) in live {
+            let Some(z) = info.z.clone() else { continue };
             let listener = |scope: &Scope, uncaught: bool| Listener {
                 idx,
                 scope: scope.clone(),
                 uncaught,
-                g: p.info.g.clone(),
+                g: info.g.clone(),
             };
-            match &p.built.role {
+            match role {
                 Role::Plain => {}
                 Role::Catch { scope, uncaught } => r
                     .catchers
