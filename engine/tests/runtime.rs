@@ -399,8 +399,7 @@ async fn an_invalid_deploy_changes_nothing() {
     let e = f
         .deploy(&r, bad, flowd_engine::DeployType::Full)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(e.to_string().contains("unknown node type"), "{e}");
     assert_eq!(
         count(&mut f, "cx").await,
