@@ -26,5 +26,6 @@ pub fn registry() -> Registry {
     common::register(&mut r);
     function::register(&mut r);
     parser::register(&mut r);
+    network::register(&mut r);
     r
 }

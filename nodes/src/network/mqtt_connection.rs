@@ -1,0 +1,610 @@
+//! The client connection an `mqtt-broker` config node shares with its
+//! `mqtt in` and `mqtt out` nodes.
+//!
+//! One task polls the rumqttc event loop: it reconnects with backoff,
+//! re-subscribes every filter and publishes the birth message after each
+//! connect, hands received publications to the subscribed nodes (each
+//! acknowledged once every node that got it has passed it on), and tracks
+//! outgoing publications until the broker acknowledges them. While the
+//! connection is down, publications wait in a bounded queue and go out in
+//! order after the next connect.
+
+use super::mqtt_client::{
+    self, Announcement, Client, ClientOptions, EventLoop, LinkEvent, OutProps, Received, SubOptions,
+};
+use super::mqtt_message::{node_red_topic_matches, Publication};
+use flowd_engine::node::Status;
+use flowd_engine::{Msg, NodeHandle};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// First wait before reconnecting; doubles up to [`RECONNECT_MAX`].
+const RECONNECT_MIN: Duration = Duration::from_millis(250);
+/// Longest wait between reconnect attempts (Node-RED's reconnect period).
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// How long closing waits for unacknowledged publications and the close message.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Received publications buffered per subscribing node (bounded in-flight).
+pub const DELIVERY_CAPACITY: usize = 32;
+
+/// Connection state, as shown in the status of every user node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not connected and not trying.
+    Disconnected,
+    /// Trying to connect.
+    Connecting,
+    /// Connected.
+    Connected,
+}
+
+impl LinkState {
+    /// The node status Node-RED shows for this state (i18n keys as texts).
+    pub fn status(self) -> Status {
+        match self {
+            LinkState::Disconnected => {
+                Status::new("red", "ring", "node-red:common.status.disconnected")
+            }
+            LinkState::Connecting => {
+                Status::new("yellow", "ring", "node-red:common.status.connecting")
+            }
+            LinkState::Connected => Status::new("green", "dot", "node-red:common.status.connected"),
+        }
+    }
+}
+
+/// The connection settings of a config node.
+#[derive(Clone)]
+pub struct ConnectionSettings {
+    /// Client options.
+    pub client: ClientOptions,
+    /// Published after every connect.
+    pub birth: Option<Announcement>,
+    /// Published before a clean disconnect.
+    pub close: Option<Announcement>,
+    /// Connect when the first user node starts.
+    pub auto_connect: bool,
+    /// Unsubscribe when a subscribing node stops.
+    pub auto_unsubscribe: bool,
+    /// Publications kept while disconnected.
+    pub queue_size: usize,
+}
+
+/// What happens once a publication is acknowledged.
+pub enum Ticket {
+    /// `done` for the message that was published.
+    Done(NodeHandle, Msg),
+    /// Wake a waiter.
+    Notify(oneshot::Sender<()>),
+}
+
+/// A received publication handed to a subscribing node. The broker gets the
+/// acknowledgement when every node's copy is dropped.
+#[derive(Clone)]
+pub struct Delivery {
+    /// The subscription it matched.
+    pub subscription: u64,
+    /// The publication.
+    pub received: Arc<AckOnDrop>,
+}
+
+/// Acknowledges a received QoS 1/2 publication when dropped.
+pub struct AckOnDrop {
+    /// The publication.
+    pub publication: Received,
+    client: Client,
+}
+
+impl Drop for AckOnDrop {
+    fn drop(&mut self) {
+        let Some(packet) = self.publication.packet.take() else {
+            return;
+        };
+        if packet.qos() == 0 {
+            return;
+        }
+        if !self.client.try_ack(&packet) {
+            let client = self.client.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { client.ack(&packet).await });
+            }
+        }
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    filter: String,
+    options: SubOptions,
+    tx: mpsc::Sender<Delivery>,
+}
+
+struct Queued {
+    publication: Publication,
+    props: Option<OutProps>,
+    ticket: Option<Ticket>,
+}
+
+#[derive(Default)]
+struct Inner {
+    client: Option<Client>,
+    stop: Option<CancellationToken>,
+    connected: bool,
+    /// Should be connected (false after an explicit disconnect).
+    wanted: bool,
+    subscribers: Vec<Subscriber>,
+    queue: VecDeque<Queued>,
+    /// Tickets of publications handed to the client, in order.
+    unsent: VecDeque<(u8, Option<Ticket>)>,
+    /// Tickets of written QoS 1/2 publications by packet id.
+    inflight: HashMap<u16, Option<Ticket>>,
+}
+
+/// Why a publication could not be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The connection is down and the queue is full.
+    #[error("not connected and the queue of {0} messages is full: message not sent")]
+    QueueFull(usize),
+    /// The connection is closed.
+    #[error("connection closed: message not sent")]
+    Closed,
+}
+
+/// A shared client connection.
+pub struct Connection {
+    settings: ConnectionSettings,
+    inner: Mutex<Inner>,
+    state: watch::Sender<LinkState>,
+    room: Notify,
+    wake: Notify,
+    next_id: AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Connection {
+    /// A connection that opens when the first user starts.
+    pub fn new(settings: ConnectionSettings) -> Connection {
+        Connection {
+            settings,
+            inner: Mutex::new(Inner::default()),
+            state: watch::channel(LinkState::Disconnected).0,
+            room: Notify::new(),
+            wake: Notify::new(),
+            next_id: AtomicU64::new(1),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ConnectionSettings {
+        &self.settings
+    }
+
+    /// Watches the connection state.
+    pub fn state(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
+    }
+
+    /// True while connected.
+    pub fn is_connected(&self) -> bool {
+        self.lock().connected
+    }
+
+    /// A user node starts: opens the connection when auto-connect is on.
+    pub fn register_user(self: &Arc<Self>) {
+        if self.settings.auto_connect {
+            self.connect();
+        }
+    }
+
+    /// Starts connecting (no-op when already connected or connecting).
+    pub fn connect(self: &Arc<Self>) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.wanted = true;
+        if inner.client.is_some() {
+            drop(inner);
+            self.wake.notify_one();
+            return;
+        }
+        let (client, events) = mqtt_client::open(&self.settings.client);
+        let stop = CancellationToken::new();
+        inner.client = Some(client);
+        inner.stop = Some(stop.clone());
+        drop(inner);
+        self.state.send_replace(LinkState::Connecting);
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = me.clone().run(events) => {}
+            }
+            me.state.send_replace(LinkState::Disconnected);
+        });
+    }
+
+    /// Disconnects (publishing the close message first); the connection stays
+    /// down until [`Connection::connect`].
+    pub async fn disconnect(&self) {
+        let client = {
+            let mut inner = self.lock();
+            inner.wanted = false;
+            inner.client.clone()
+        };
+        let Some(client) = client else { return };
+        self.publish_close().await;
+        client.try_disconnect();
+    }
+
+    async fn publish_close(&self) {
+        let Some(close) = self.settings.close.clone() else {
+            return;
+        };
+        if !self.is_connected() {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        let p = Publication {
+            topic: close.topic,
+            payload: close.payload,
+            qos: close.qos,
+            retain: close.retain,
+        };
+        if self.submit(p, None, Some(Ticket::Notify(tx))) {
+            let _ = tokio::time::timeout(CLOSE_GRACE, rx).await;
+        }
+    }
+
+    /// Closes the connection for good: waits (bounded) for unacknowledged
+    /// publications, publishes the close message and disconnects.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + CLOSE_GRACE;
+        loop {
+            let (pending, connected) = {
+                let inner = self.lock();
+                (
+                    inner.unsent.len() + inner.inflight.len() + inner.queue.len(),
+                    inner.connected,
+                )
+            };
+            if pending == 0 || !connected || tokio::time::Instant::now() >= deadline {
+                if pending > 0 {
+                    tracing::warn!(
+                        client = %self.settings.client.client_id,
+                        pending,
+                        "Closing the MQTT connection with unacknowledged messages."
+                    );
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.disconnect().await;
+        let stop = self.lock().stop.clone();
+        if let Some(stop) = stop {
+            // Give the DISCONNECT a moment to be written.
+            let mut state = self.state();
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while *state.borrow_and_update() == LinkState::Connected {
+                    if state.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            stop.cancel();
+        }
+        let mut inner = self.lock();
+        inner.client = None;
+        inner.connected = false;
+        self.room.notify_waiters();
+    }
+
+    /// Registers a subscription of a node; its publications arrive on `tx`
+    /// tagged with the returned id.
+    pub fn subscribe(&self, filter: &str, options: SubOptions, tx: mpsc::Sender<Delivery>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        let first = !inner.subscribers.iter().any(|s| s.filter == filter);
+        inner.subscribers.push(Subscriber {
+            id,
+            filter: filter.to_string(),
+            options: options.clone(),
+            tx,
+        });
+        if first && inner.connected {
+            if let Some(c) = &inner.client {
+                c.try_subscribe(filter, &options);
+            }
+        }
+        id
+    }
+
+    /// Removes a subscriber; unsubscribes its filter from the broker when no
+    /// one else uses it (and `autoUnsubscribe` or `force`).
+    pub fn unsubscribe(&self, id: u64, force: bool) {
+        let mut inner = self.lock();
+        let Some(pos) = inner.subscribers.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let sub = inner.subscribers.remove(pos);
+        let last = !inner.subscribers.iter().any(|s| s.filter == sub.filter);
+        if last && (force || self.settings.auto_unsubscribe) && inner.connected {
+            if let Some(c) = &inner.client {
+                c.try_unsubscribe(&sub.filter);
+            }
+        }
+    }
+
+    /// Hands a publication to the client, keeping its ticket in order. Call
+    /// only when connected and nothing is queued.
+    fn submit_locked(
+        inner: &mut Inner,
+        p: &Publication,
+        props: Option<&OutProps>,
+        ticket: Option<Ticket>,
+    ) -> Result<(), Option<Ticket>> {
+        let Some(client) = inner.client.clone() else {
+            return Err(ticket);
+        };
+        inner.unsent.push_back((p.qos, ticket));
+        if client.try_publish(p, props) {
+            Ok(())
+        } else {
+            Err(inner.unsent.pop_back().and_then(|(_, t)| t))
+        }
+    }
+
+    fn submit(&self, p: Publication, props: Option<OutProps>, ticket: Option<Ticket>) -> bool {
+        let mut inner = self.lock();
+        if !inner.connected {
+            return false;
+        }
+        let ticket = if inner.queue.is_empty() {
+            match Self::submit_locked(&mut inner, &p, props.as_ref(), ticket) {
+                Ok(()) => return true,
+                Err(t) => t,
+            }
+        } else {
+            ticket
+        };
+        inner.queue.push_back(Queued {
+            publication: p,
+            props,
+            ticket,
+        });
+        true
+    }
+
+    /// Publishes (or queues while disconnected). Waits while connected with a
+    /// full queue (backpressure); fails when disconnected with a full queue.
+    pub async fn publish(
+        &self,
+        p: Publication,
+        props: Option<OutProps>,
+        ticket: Option<Ticket>,
+    ) -> Result<(), (PublishError, Option<Ticket>)> {
+        let mut ticket = ticket;
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err((PublishError::Closed, ticket));
+            }
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut inner = self.lock();
+                if inner.connected && inner.queue.is_empty() {
+                    match Self::submit_locked(&mut inner, &p, props.as_ref(), ticket) {
+                        Ok(()) => return Ok(()),
+                        Err(t) => ticket = t,
+                    }
+                }
+                if inner.queue.len() < self.settings.queue_size {
+                    inner.queue.push_back(Queued {
+                        publication: p,
+                        props,
+                        ticket,
+                    });
+                    return Ok(());
+                }
+                if !inner.connected {
+                    return Err((PublishError::QueueFull(self.settings.queue_size), ticket));
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
+    }
+
+    /// Moves queued publications to the client while it has room.
+    fn flush(&self) {
+        let mut inner = self.lock();
+        let mut moved = false;
+        while inner.connected {
+            let Some(q) = inner.queue.pop_front() else {
+                break;
+            };
+            let Queued {
+                publication,
+                props,
+                ticket,
+            } = q;
+            match Self::submit_locked(&mut inner, &publication, props.as_ref(), ticket) {
+                Ok(()) => moved = true,
+                Err(ticket) => {
+                    inner.queue.push_front(Queued {
+                        publication,
+                        props,
+                        ticket,
+                    });
+                    break;
+                }
+            }
+        }
+        drop(inner);
+        if moved {
+            self.room.notify_waiters();
+        }
+    }
+
+    async fn complete(tickets: Vec<Ticket>) {
+        for t in tickets {
+            match t {
+                Ticket::Done(handle, msg) => handle.done(msg).await,
+                Ticket::Notify(tx) => {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+
+    fn on_connected(&self) {
+        let mut inner = self.lock();
+        inner.connected = true;
+        if let Some(client) = inner.client.clone() {
+            let mut seen: Vec<&str> = Vec::new();
+            for s in &inner.subscribers {
+                if !seen.contains(&s.filter.as_str()) {
+                    seen.push(&s.filter);
+                    client.try_subscribe(&s.filter, &s.options);
+                }
+            }
+        }
+        if let Some(b) = self.settings.birth.clone() {
+            let p = Publication {
+                topic: b.topic,
+                payload: b.payload,
+                qos: b.qos,
+                retain: b.retain,
+            };
+            // Ahead of anything queued while disconnected.
+            let _ = Self::submit_locked(&mut inner, &p, None, None);
+        }
+        drop(inner);
+        self.state.send_replace(LinkState::Connected);
+        self.flush();
+    }
+
+    async fn on_publish(&self, received: Received) {
+        let client = match self.lock().client.clone() {
+            Some(c) => c,
+            None => return,
+        };
+        let targets: Vec<(u64, mpsc::Sender<Delivery>)> = {
+            let inner = self.lock();
+            inner
+                .subscribers
+                .iter()
+                .filter(|s| node_red_topic_matches(&s.filter, &received.topic))
+                .map(|s| (s.id, s.tx.clone()))
+                .collect()
+        };
+        let received = Arc::new(AckOnDrop {
+            publication: received,
+            client,
+        });
+        for (subscription, tx) in targets {
+            // Waits while the node is busy: received messages are never dropped.
+            let d = Delivery {
+                subscription,
+                received: received.clone(),
+            };
+            let _ = tx.send(d).await;
+        }
+    }
+
+    async fn run(self: Arc<Self>, mut events: EventLoop) {
+        let mut backoff = RECONNECT_MIN;
+        loop {
+            let wanted = self.lock().wanted;
+            if !wanted {
+                self.wake.notified().await;
+                continue;
+            }
+            match events.poll().await {
+                Ok(LinkEvent::Connected { .. }) => {
+                    backoff = RECONNECT_MIN;
+                    tracing::info!(
+                        client = %self.settings.client.client_id,
+                        host = %self.settings.client.host,
+                        port = self.settings.client.port,
+                        "Connected to MQTT broker."
+                    );
+                    self.on_connected();
+                }
+                Ok(LinkEvent::Publish(r)) => self.on_publish(r).await,
+                Ok(LinkEvent::PublishSent(pkid)) => {
+                    let done = {
+                        let mut inner = self.lock();
+                        if pkid != 0 && inner.inflight.contains_key(&pkid) {
+                            None // a retransmission after reconnecting
+                        } else {
+                            match inner.unsent.pop_front() {
+                                Some((0, t)) => t,
+                                Some((_, t)) => {
+                                    inner.inflight.insert(pkid, t);
+                                    None
+                                }
+                                None => None,
+                            }
+                        }
+                    };
+                    Self::complete(done.into_iter().collect()).await;
+                    self.flush();
+                }
+                Ok(LinkEvent::PublishAcked(pkid)) => {
+                    let done = self.lock().inflight.remove(&pkid).flatten();
+                    Self::complete(done.into_iter().collect()).await;
+                    self.flush();
+                }
+                Ok(LinkEvent::DisconnectSent) => {
+                    self.lock().connected = false;
+                    self.state.send_replace(LinkState::Disconnected);
+                }
+                Ok(LinkEvent::Other) => {}
+                Err(e) => {
+                    let (was_connected, wanted) = {
+                        let mut inner = self.lock();
+                        let was = inner.connected;
+                        inner.connected = false;
+                        (was, inner.wanted)
+                    };
+                    self.room.notify_waiters();
+                    if !wanted {
+                        self.state.send_replace(LinkState::Disconnected);
+                        continue;
+                    }
+                    if was_connected {
+                        tracing::warn!(
+                            client = %self.settings.client.client_id,
+                            error = %e,
+                            "Lost the MQTT connection; reconnecting."
+                        );
+                        self.state.send_replace(LinkState::Disconnected);
+                    } else {
+                        tracing::debug!(
+                            client = %self.settings.client.client_id,
+                            error = %e,
+                            "MQTT connection attempt failed."
+                        );
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
+                    self.state.send_replace(LinkState::Connecting);
+                }
+            }
+        }
+    }
+}
