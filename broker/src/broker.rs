@@ -18,6 +18,7 @@ use crate::connection::ConnContext;
 use crate::listener;
 use crate::local_client::{self, LocalClient, LocalError, LocalOptions, LocalReceiver};
 use crate::passwd::{PasswdError, PasswordFile};
+use crate::persistence::{Journal, PersistError};
 use crate::router::{Router, ROUTER_CHANNEL_CAPACITY};
 use crate::stats::Stats;
 
@@ -33,6 +34,8 @@ pub enum BrokerError {
     },
     #[error(transparent)]
     Acl(#[from] AclError),
+    #[error(transparent)]
+    Persist(#[from] PersistError),
     #[error(transparent)]
     Passwd(#[from] PasswdError),
 }
@@ -64,7 +67,17 @@ impl Broker {
         let stats = Arc::new(Stats::default());
         let (router_tx, router_rx) = mpsc::channel(ROUTER_CHANNEL_CAPACITY);
         let router_stop = CancellationToken::new();
-        let router = Router::new(config.clone(), stats.clone(), acl);
+        let mut router = Router::new(config.clone(), stats.clone(), acl);
+        if let Some(dir) = &config.persistence_dir {
+            let (journal, restored) = Journal::open(dir)?;
+            info!(
+                "Restored {} retained messages and {} sessions from {}.",
+                restored.retained.len(),
+                restored.sessions.len(),
+                dir.display()
+            );
+            router = router.with_journal(journal, restored);
+        }
         let router_task = tokio::spawn(router.run(router_rx, router_stop.clone()));
         let ctx = Arc::new(ConnContext {
             router: router_tx,

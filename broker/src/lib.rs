@@ -27,6 +27,8 @@
 //! - `retained`: the retained message store.
 //! - [`local_client`]: in-process clients with network-client semantics.
 //! - `auth`, [`passwd`], [`acl`]: Mosquitto password and ACL files.
+//! - [`persistence`]: the crash-safe journal of retained messages and
+//!   persistent sessions.
 //! - `stats`: counters for `$SYS`.
 //! - `message`: what flows between connections and the router.
 
@@ -40,6 +42,7 @@ mod listener;
 pub mod local_client;
 mod message;
 pub mod passwd;
+pub mod persistence;
 mod retained;
 mod router;
 mod session;

@@ -44,6 +44,8 @@ pub struct Delivery {
     pub dup: bool,
     pub pkid: u16,
     pub subscription_ids: Vec<u32>,
+    /// Journal sequence number when the session is persisted, else 0.
+    pub seq: u64,
 }
 
 /// Identifies one network or local connection (a client id may have

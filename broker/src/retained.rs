@@ -34,6 +34,10 @@ impl RetainedStore {
             .collect()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Message>> {
+        self.by_topic.values()
+    }
+
     pub fn len(&self) -> usize {
         self.by_topic.len()
     }

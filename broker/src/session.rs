@@ -64,6 +64,9 @@ pub struct Session {
     pub generation: u64,
     next_pkid: u16,
     pub last_seen: Instant,
+    /// Whether this session is in the journal (session expiry > 0 and
+    /// persistence configured).
+    pub persisted: bool,
 }
 
 impl Session {
@@ -81,6 +84,7 @@ impl Session {
             generation: 0,
             next_pkid: 0,
             last_seen: Instant::now(),
+            persisted: false,
         }
     }
 
@@ -147,15 +151,13 @@ impl Session {
     }
 
     /// Handles PUBACK / PUBREC / PUBCOMP from the client for our delivery.
-    /// Returns true when the window moved (so the caller should pump).
-    pub fn on_client_ack(&mut self, kind: AckKind, pkid: u16) -> bool {
-        let Some(pos) = self.inflight.iter().position(|i| i.delivery.pkid == pkid) else {
-            return false;
-        };
+    /// Returns the completed delivery's journal sequence number when the
+    /// window moved (so the caller should pump).
+    pub fn on_client_ack(&mut self, kind: AckKind, pkid: u16) -> Option<u64> {
+        let pos = self.inflight.iter().position(|i| i.delivery.pkid == pkid)?;
         match (kind, self.inflight[pos].state) {
             (AckKind::PubAck, Awaiting::PubAck) | (AckKind::PubComp, Awaiting::PubComp) => {
-                self.inflight.remove(pos);
-                true
+                self.inflight.remove(pos).map(|i| i.delivery.seq)
             }
             (AckKind::PubRec, Awaiting::PubRec | Awaiting::PubComp) => {
                 self.inflight[pos].state = Awaiting::PubComp;
@@ -163,20 +165,17 @@ impl Session {
                     link.outbox
                         .send(Outgoing::Ack(Ack::new(AckKind::PubRel, pkid)));
                 }
-                false
+                None
             }
-            _ => false,
+            _ => None,
         }
     }
 
     /// Completes an in-flight delivery whatever its state (dropped for size,
     /// or a v5 PUBREC with a failure reason code).
-    pub fn complete(&mut self, pkid: u16) -> bool {
-        let Some(pos) = self.inflight.iter().position(|i| i.delivery.pkid == pkid) else {
-            return false;
-        };
-        self.inflight.remove(pos);
-        true
+    pub fn complete(&mut self, pkid: u16) -> Option<u64> {
+        let pos = self.inflight.iter().position(|i| i.delivery.pkid == pkid)?;
+        self.inflight.remove(pos).map(|i| i.delivery.seq)
     }
 
     /// On reconnect: resend everything in flight, in order, with DUP set

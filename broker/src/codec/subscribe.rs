@@ -27,7 +27,7 @@ pub struct SubscriptionOptions {
 }
 
 impl SubscriptionOptions {
-    fn from_byte(b: u8, version: ProtocolVersion) -> Result<SubscriptionOptions, DecodeError> {
+    pub fn from_byte(b: u8, version: ProtocolVersion) -> Result<SubscriptionOptions, DecodeError> {
         let qos = QoS::from_u8(b & 0x03)?;
         if !version.is_v5() {
             if b & 0xfc != 0 {
@@ -55,7 +55,7 @@ impl SubscriptionOptions {
         })
     }
 
-    fn to_byte(self, version: ProtocolVersion) -> u8 {
+    pub fn to_byte(self, version: ProtocolVersion) -> u8 {
         let mut b = self.qos as u8;
         if version.is_v5() {
             if self.no_local {

@@ -9,6 +9,7 @@ use tracing::{debug, info};
 use super::{secs, Router, SubKey, Timer};
 use crate::codec::{disconnect_reason, ConnAck, Connect, Disconnect, LastWill, Properties};
 use crate::message::{CloseReason, ConnId, Message, Outbox, Outgoing};
+use crate::persistence::Record;
 use crate::session::{Link, Session, NEVER_EXPIRES};
 use crate::topic::split_shared;
 
@@ -74,6 +75,8 @@ impl Router {
         session.username = username;
         session.will = connect.will;
         session.expiry_interval = expiry;
+        let persist = self.journal.is_some() && expiry > 0;
+        session.persisted |= persist;
         session.generation = generation;
         session.last_seen = now;
         session.link = Some(Link {
@@ -98,6 +101,14 @@ impl Router {
         session.resend_inflight(now);
         session.pump(now);
         debug!(client = %client_id, session_present = session_existed, "Session attached.");
+        if persist {
+            let version = connect.version;
+            self.journal(Record::Session {
+                client: client_id.to_string(),
+                version,
+                expiry,
+            });
+        }
     }
 
     pub(super) fn on_closed(
@@ -119,6 +130,14 @@ impl Router {
         let expiry = session.expiry_interval;
         let generation = session.generation;
         let will = session.will.take();
+        if session.persisted && session_expiry.is_some() {
+            let version = session.version;
+            self.journal(Record::Session {
+                client: client.to_string(),
+                version,
+                expiry,
+            });
+        }
         if let (CloseReason::Abnormal, Some(will)) = (reason, will) {
             let delay = will.properties.will_delay_interval.unwrap_or(0);
             if delay == 0 || expiry == 0 {
@@ -196,6 +215,11 @@ impl Router {
         let Some(session) = self.sessions.remove(client) else {
             return;
         };
+        if session.persisted {
+            self.journal(Record::SessionEnd {
+                client: client.to_string(),
+            });
+        }
         for filter in session.subscriptions.keys() {
             let (group, inner) = split_shared(filter);
             let key = SubKey {

@@ -8,6 +8,7 @@
 //! - `subscribe.rs`: SUBSCRIBE / UNSUBSCRIBE and retained delivery.
 
 mod connect;
+mod persist;
 mod publish;
 mod subscribe;
 
@@ -27,6 +28,9 @@ use crate::retained::RetainedStore;
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::topic::TopicTree;
+
+/// Requests handled between two journal flushes.
+const BATCH: usize = 256;
 
 /// Capacity of the channel from connections to the router.
 pub const ROUTER_CHANNEL_CAPACITY: usize = 4096;
@@ -71,6 +75,7 @@ pub struct Router {
     stats: Arc<Stats>,
     acl: Option<Acl>,
     generations: u64,
+    journal: Option<crate::persistence::Journal>,
 }
 
 impl Router {
@@ -86,6 +91,7 @@ impl Router {
             stats,
             acl,
             generations: 0,
+            journal: None,
         }
     }
 
@@ -96,10 +102,23 @@ impl Router {
             let next_timer = self.timers.keys().next().map(|(t, _)| *t);
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.handle(msg),
+                    Some(msg) => {
+                        self.handle(msg);
+                        // A batch, then one journal flush for all of it.
+                        for _ in 0..BATCH {
+                            match rx.try_recv() {
+                                Ok(msg) => self.handle(msg),
+                                Err(_) => break,
+                            }
+                        }
+                        self.flush_journal();
+                    }
                     None => break,
                 },
-                _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(Instant::now()),
+                _ = sleep_until(next_timer), if next_timer.is_some() => {
+                    self.fire_timers(Instant::now());
+                    self.flush_journal();
+                }
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -110,6 +129,8 @@ impl Router {
                 )));
             }
         }
+        self.flush_journal();
+        self.compact_journal();
         info!("Router stopped.");
     }
 

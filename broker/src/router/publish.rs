@@ -73,12 +73,13 @@ impl Router {
             QoS::AtLeastOnce => AckKind::PubAck,
             QoS::ExactlyOnce => AckKind::PubRec,
         };
-        if let Some(link) = self
+        let outbox = self
             .live_session(conn, client)
             .and_then(|s| s.link.as_ref())
-        {
-            link.outbox
-                .send(Outgoing::Ack(Ack::with_code(kind, pkid, code)));
+            .map(|l| l.outbox.clone());
+        if let Some(outbox) = outbox {
+            // Held until the journal is on disk, if the publish changed it.
+            self.send_ack(outbox, Outgoing::Ack(Ack::with_code(kind, pkid, code)));
         }
     }
 
@@ -102,22 +103,24 @@ impl Router {
                         code,
                     )));
                 }
-                false
+                None
             }
             // A v5 PUBREC with a failure code ends the QoS 2 flow.
             AckKind::PubRec if ack.code >= 0x80 => session.complete(ack.pkid),
             kind => session.on_client_ack(kind, ack.pkid),
         };
-        if moved {
+        if let Some(seq) = moved {
             session.pump(now);
+            self.journal_done(client, seq);
         }
     }
 
     pub(super) fn on_dropped(&mut self, conn: ConnId, client: &Arc<str>, pkid: u16) {
         let now = Instant::now();
         if let Some(session) = self.live_session(conn, client) {
-            if session.complete(pkid) {
+            if let Some(seq) = session.complete(pkid) {
                 session.pump(now);
+                self.journal_done(client, seq);
             }
         }
     }
@@ -129,6 +132,7 @@ impl Router {
         self.stats.message_received(msg.payload.len());
         if msg.retain {
             self.retained.update(msg);
+            self.journal_retained(msg);
         }
         let mut targets: HashMap<Arc<str>, Target> = HashMap::new();
         let mut groups: ShareGroups = HashMap::new();
@@ -204,6 +208,11 @@ impl Router {
         let Some(session) = self.sessions.get_mut(client) else {
             return;
         };
+        let persisted = session.persisted && qos != QoS::AtMostOnce;
+        let seq = if persisted { self.next_seq() } else { 0 };
+        let Some(session) = self.sessions.get_mut(client) else {
+            return;
+        };
         let d = Delivery {
             message: msg.clone(),
             qos,
@@ -211,7 +220,9 @@ impl Router {
             dup: false,
             pkid: 0,
             subscription_ids,
+            seq,
         };
+        let record = persisted.then(|| Self::enqueue_record(client, &d));
         let delivered = if qos == QoS::AtMostOnce {
             session
                 .link
@@ -222,6 +233,8 @@ impl Router {
         };
         if !delivered {
             self.stats.message_dropped();
+        } else if let Some(record) = record {
+            self.journal(record);
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::codec::{
     Properties, QoS, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use crate::message::{ConnId, Outgoing};
+use crate::persistence::Record;
 use crate::session::SessionSub;
 use crate::topic::{parse_shared, valid_filter};
 
@@ -50,7 +51,7 @@ impl Router {
         let Some(session) = self.sessions.get(client) else {
             return;
         };
-        if let Some(link) = &session.link {
+        if let Some(outbox) = session.link.as_ref().map(|l| l.outbox.clone()) {
             let mut properties = Properties::default();
             if denied && session.version.is_v5() {
                 properties.reason_string = Some(DENIED_REASON.to_owned());
@@ -60,7 +61,7 @@ impl Router {
                 properties,
                 codes,
             };
-            link.outbox.send(Outgoing::SubAck(suback));
+            self.send_ack(outbox, Outgoing::SubAck(suback));
         }
         let now = Instant::now();
         for req in retained {
@@ -102,10 +103,20 @@ impl Router {
             qos: options.qos.min(QoS::ExactlyOnce),
             ..options
         };
+        let persisted = session.persisted;
         let existed = session
             .subscriptions
-            .insert(filter, SessionSub { options, id })
+            .insert(filter.clone(), SessionSub { options, id })
             .is_some();
+        if persisted {
+            let client = client.to_string();
+            self.journal(Record::Subscribe {
+                client,
+                filter,
+                options,
+                id,
+            });
+        }
         let key = SubKey {
             client: client.clone(),
             group: group.clone(),
@@ -151,13 +162,24 @@ impl Router {
                 codes.push(NO_SUBSCRIPTION_EXISTED);
             }
         }
-        if let Some(link) = &session.link {
+        let persisted = session.persisted;
+        let outbox = session.link.as_ref().map(|l| l.outbox.clone());
+        if persisted {
+            for filter in &removed {
+                let r = Record::Unsubscribe {
+                    client: client.to_string(),
+                    filter: filter.clone(),
+                };
+                self.journal(r);
+            }
+        }
+        if let Some(outbox) = outbox {
             let unsuback = UnsubAck {
                 pkid: unsubscribe.pkid,
                 properties: Properties::default(),
                 codes,
             };
-            link.outbox.send(Outgoing::UnsubAck(unsuback));
+            self.send_ack(outbox, Outgoing::UnsubAck(unsuback));
         }
         for filter in removed {
             let (group, inner) = crate::topic::split_shared(&filter);
