@@ -109,6 +109,16 @@ impl Broker {
                 limit.clone(),
             )));
         }
+        if let Some(interval) = config.sys_interval.filter(|d| !d.is_zero()) {
+            let sys = crate::sys::run(
+                ctx.router.clone(),
+                ctx.stats.clone(),
+                interval,
+                VERSION,
+                ctx.shutdown.clone(),
+            );
+            listeners.push(tokio::spawn(sys));
+        }
         info!("flowd broker {VERSION} running.");
         Ok(Broker {
             ctx,

@@ -29,7 +29,7 @@
 //! - `auth`, [`passwd`], [`acl`]: Mosquitto password and ACL files.
 //! - [`persistence`]: the crash-safe journal of retained messages and
 //!   persistent sessions.
-//! - `stats`: counters for `$SYS`.
+//! - `stats`, `sys`: counters, and the `$SYS/broker/...` publisher.
 //! - `message`: what flows between connections and the router.
 
 pub mod acl;
@@ -47,6 +47,7 @@ mod retained;
 mod router;
 mod session;
 mod stats;
+mod sys;
 pub mod topic;
 
 pub use broker::{Broker, BrokerError, VERSION};

@@ -97,6 +97,8 @@ pub enum Inbound {
         client: Arc<str>,
         unsubscribe: Unsubscribe,
     },
+    /// A message the broker itself publishes (`$SYS`).
+    Internal(Arc<Message>),
     Closed {
         conn: ConnId,
         client: Arc<str>,

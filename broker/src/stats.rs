@@ -39,7 +39,7 @@ impl Stats {
         self.retained.store(retained as u64, Relaxed);
     }
 
-    pub fn message_received(&self, _payload_len: usize) {
+    pub fn message_received(&self) {
         self.messages_received.fetch_add(1, Relaxed);
     }
 

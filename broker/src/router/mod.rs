@@ -148,6 +148,9 @@ impl Router {
                 publish,
             } => self.on_publish(conn, &client, publish),
             Inbound::Ack { conn, client, ack } => self.on_ack(conn, &client, ack),
+            Inbound::Internal(msg) => {
+                self.route(&msg);
+            }
             Inbound::Dropped { conn, client, pkid } => self.on_dropped(conn, &client, pkid),
             Inbound::Subscribe {
                 conn,

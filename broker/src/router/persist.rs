@@ -116,7 +116,8 @@ impl Router {
     }
 
     pub(super) fn journal_retained(&mut self, msg: &Message) {
-        if self.journal.is_none() {
+        // $SYS values are republished after a restart anyway.
+        if self.journal.is_none() || msg.topic.starts_with("$SYS/") {
             return;
         }
         let r = if msg.payload.is_empty() {

@@ -46,6 +46,7 @@ impl Router {
             }
             return;
         }
+        self.stats.message_received();
         let mut matched = 0;
         if allowed {
             let mut properties = publish.properties;
@@ -129,7 +130,6 @@ impl Router {
     /// retained store if it is retained). Returns how many clients it was
     /// delivered to.
     pub(super) fn route(&mut self, msg: &Arc<Message>) -> usize {
-        self.stats.message_received(msg.payload.len());
         if msg.retain {
             self.retained.update(msg);
             self.journal_retained(msg);
