@@ -98,6 +98,13 @@ impl Status {
     }
 }
 
+/// A runtime command for one node (from the admin API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeControl {
+    /// Turn output on or off (debug nodes' sidebar switch).
+    SetActive(bool),
+}
+
 /// A synchronous node, run inline by the executor.
 pub trait FunctionNode: Send + 'static {
     /// Handles one message. Output goes through `cx.send*`; completion,
@@ -110,6 +117,11 @@ pub trait FunctionNode: Send + 'static {
 
     /// Called when the node stops.
     fn on_close(&mut self) {}
+
+    /// Handles a runtime command; returns false when the node does not support it.
+    fn on_control(&mut self, _control: &NodeControl) -> bool {
+        false
+    }
 }
 
 /// An asynchronous node that owns a task.

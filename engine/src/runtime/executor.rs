@@ -141,6 +141,13 @@ impl Executor {
                         }
                         let _ = reply.send(found.is_some());
                     }
+                    Some(Control::Command { id, control, reply }) => {
+                        let handled = match self.by_id.get(id.as_str()).map(|&i| &mut self.slots[i as usize].node) {
+                            Some(SlotNode::Function(f)) => catch_unwind(AssertUnwindSafe(|| f.on_control(&control))).unwrap_or(false),
+                            _ => false,
+                        };
+                        let _ = reply.send(handled);
+                    }
                     Some(Control::Snapshot { reply }) => {
                         let _ = reply.send(self.snapshot());
                     }

@@ -16,7 +16,7 @@ use crate::build::{prepare_reusing, Prepared};
 use crate::deploy::{diff, plan, DeployType, Diff, Plan};
 use crate::flows::FlowSet;
 use crate::msg::Msg;
-use crate::node::ConfigNode;
+use crate::node::{ConfigNode, NodeControl};
 use crate::node::{NodeEvent, NodeInfo};
 use crate::observer::{NullObserver, RuntimeObserver};
 use crate::registry::Registry;
@@ -74,6 +74,12 @@ pub(crate) enum Control {
     Stop {
         timeout: Duration,
         reply: oneshot::Sender<()>,
+    },
+    /// A command for one node.
+    Command {
+        id: String,
+        control: NodeControl,
+        reply: oneshot::Sender<bool>,
     },
     /// The running flow set and its config node instances.
     Snapshot { reply: oneshot::Sender<Snapshot> },
@@ -206,6 +212,36 @@ impl Runtime {
             Ok(false) => Err(RuntimeError::UnknownNode(id.to_string())),
             Err(_) => Err(RuntimeError::Stopped),
         }
+    }
+
+    /// Sends a command to node `id` (e.g. switching a debug node on or off).
+    pub async fn control(&self, id: &str, control: NodeControl) -> Result<(), RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.ctrl
+            .send(Control::Command {
+                id: id.to_string(),
+                control,
+                reply,
+            })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RuntimeError::UnknownNode(id.to_string())),
+            Err(_) => Err(RuntimeError::Stopped),
+        }
+    }
+
+    /// The running flow set (as deployed, without credentials).
+    pub async fn flows(&self) -> Result<FlowSet, RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.ctrl
+            .send(Control::Snapshot { reply })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        rx.await
+            .map(|(set, _)| set)
+            .map_err(|_| RuntimeError::Stopped)
     }
 
     /// Stops gracefully: sources stop first, messages in flight are delivered,

@@ -5,7 +5,9 @@
 //! `{"id","z","name","topic","property","msg"}`.
 
 use flowd_engine::config_de;
-use flowd_engine::node::{BuildContext, BuiltNode, FunctionNode, NodeCx, NodeType, Status};
+use flowd_engine::node::{
+    BuildContext, BuiltNode, FunctionNode, NodeControl, NodeCx, NodeType, Status,
+};
 use flowd_engine::observer::DebugEvent;
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
 use flowd_engine::value::path::Path;
@@ -336,6 +338,15 @@ impl StatusState {
 }
 
 impl FunctionNode for DebugNode {
+    fn on_control(&mut self, control: &NodeControl) -> bool {
+        match control {
+            NodeControl::SetActive(on) => {
+                self.active = *on;
+                true
+            }
+        }
+    }
+
     fn on_input(&mut self, msg: Msg, cx: &mut NodeCx<'_>) {
         // A status message about this very node would loop.
         if let Some(Value::Object(st)) = msg.get("status") {

@@ -1,0 +1,71 @@
+//! `GET /nodes` (Node-RED's node-set list), `GET /flowd/nodes` (editor
+//! descriptors of every node type) and `GET /settings`.
+
+use crate::EditorState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The Node-RED version whose admin API flowd follows.
+const NODE_RED_COMPAT_VERSION: &str = "4.1.8";
+
+/// `GET /nodes`: with `Accept: application/json` the node sets as Node-RED
+/// lists them; otherwise a short HTML list of the types.
+pub async fn nodes(State(st): State<Arc<EditorState>>, headers: HeaderMap) -> Response {
+    let mut sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in st.registry.iter() {
+        let d = t.descriptor();
+        sets.entry(d.set.clone())
+            .or_default()
+            .push(d.type_name.clone());
+    }
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
+    if wants_json {
+        let list: Vec<Value> = sets
+            .into_iter()
+            .map(|(set, types)| {
+                let (module, name) = set.split_once('/').unwrap_or(("node-red", set.as_str()));
+                json!({"id": set, "name": name, "types": types, "enabled": true, "local": false,
+                       "user": false, "module": module, "version": NODE_RED_COMPAT_VERSION})
+            })
+            .collect();
+        Json(Value::Array(list)).into_response()
+    } else {
+        let items: String = sets
+            .values()
+            .flatten()
+            .map(|t| format!("<li>{}</li>", t.replace('<', "&lt;")))
+            .collect();
+        Html(format!("<!-- flowd node types --><ul>{items}</ul>")).into_response()
+    }
+}
+
+/// `GET /flowd/nodes`: every node type's descriptor (palette, edit form, help).
+pub async fn descriptors(State(st): State<Arc<EditorState>>) -> Json<Value> {
+    let list: Vec<Value> = st
+        .registry
+        .iter()
+        .map(|t| serde_json::to_value(t.descriptor()).unwrap_or_default())
+        .collect();
+    Json(Value::Array(list))
+}
+
+/// `GET /settings`: the runtime settings the editor reads at start.
+pub async fn settings() -> Json<Value> {
+    Json(json!({
+        "httpNodeRoot": "/",
+        "version": env!("CARGO_PKG_VERSION"),
+        "context": {"default": "memory", "stores": ["memory"]},
+        "flowFilePretty": true,
+        "flowEncryptionType": "system",
+        "editorTheme": {"projects": {"enabled": false}},
+        "flowd": {"compatibleWith": NODE_RED_COMPAT_VERSION}
+    }))
+}

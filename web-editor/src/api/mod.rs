@@ -1,0 +1,5 @@
+//! Admin API handlers.
+
+pub mod catalog;
+pub mod flows;
+pub mod runtime;

@@ -1,0 +1,97 @@
+//! flowd's admin API (Node-RED compatible) and, later, the browser editor.
+//!
+//! - [`app`]: the axum router over an [`EditorState`].
+//! - `api::flows`: `GET/POST /flows` (v1 and v2, rev, deployment types), `/flows/state`.
+//! - `api::runtime`: `POST /inject/:id`, `POST /debug/:id/enable|disable`, `/debug/enable|disable`.
+//! - `api::catalog`: `GET /nodes` (Node-RED's node-set list), `GET /flowd/nodes`
+//!   (every node type's editor descriptor), `GET /settings`.
+//! - `origin`: refuses cross-origin writes; no CORS header is ever sent.
+//! - [`storage`]: flows.json written atomically with a backup.
+//! - [`error`]: `{code, message}` error answers.
+
+mod api;
+pub mod error;
+mod origin;
+pub mod storage;
+
+use axum::routing::{get, post};
+use axum::Router;
+use flowd_engine::flows::FlowSet;
+use flowd_engine::{Registry, Runtime};
+use serde_json::{Map, Value as Json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use storage::FlowStorage;
+
+/// Header selecting the admin API version (`v1` default, `v2`).
+pub const API_VERSION_HEADER: &str = "node-red-api-version";
+/// Header selecting the deployment type (`full` default, `nodes`, `flows`, `reload`).
+pub const DEPLOYMENT_TYPE_HEADER: &str = "node-red-deployment-type";
+
+/// What has been deployed: the flows as stored, their revision and the credentials.
+pub(crate) struct Deployed {
+    pub(crate) flows: Vec<Json>,
+    pub(crate) rev: String,
+    pub(crate) credentials: HashMap<String, Map<String, Json>>,
+}
+
+/// Everything the admin API works on.
+pub struct EditorState {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) storage: Option<FlowStorage>,
+    /// Held for the whole of a deploy, so deploys apply one at a time.
+    pub(crate) deployed: tokio::sync::Mutex<Deployed>,
+}
+
+/// The revision of a flow array: SHA-256 (hex) of its compact JSON text.
+pub fn revision(flows: &[Json]) -> String {
+    let text = serde_json::to_string(flows).unwrap_or_default();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl EditorState {
+    /// State for a runtime started from `initial`; `storage` (if any) receives every deploy.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+        storage: Option<FlowStorage>,
+        initial: &FlowSet,
+    ) -> Self {
+        let flows = initial.to_json();
+        EditorState {
+            runtime,
+            registry,
+            storage,
+            deployed: tokio::sync::Mutex::new(Deployed {
+                rev: revision(&flows),
+                flows,
+                credentials: initial.credentials.clone(),
+            }),
+        }
+    }
+}
+
+/// The admin API router.
+pub fn app(state: Arc<EditorState>) -> Router {
+    Router::new()
+        .route(
+            "/flows",
+            get(api::flows::get_flows).post(api::flows::post_flows),
+        )
+        .route("/flows/state", get(api::flows::get_state))
+        .route("/inject/{id}", post(api::runtime::inject))
+        .route("/debug/{id}/{state}", post(api::runtime::debug_one))
+        .route("/debug/{state}", post(api::runtime::debug_many))
+        .route("/nodes", get(api::catalog::nodes))
+        .route("/flowd/nodes", get(api::catalog::descriptors))
+        .route("/settings", get(api::catalog::settings))
+        .layer(axum::middleware::from_fn(
+            origin::refuse_cross_origin_writes,
+        ))
+        .with_state(state)
+}
