@@ -39,6 +39,22 @@ impl Mosquitto {
 
     /// Starts Mosquitto with extra configuration lines.
     pub fn start_with(extra: &str) -> Mosquitto {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// A free port nothing listens on (yet).
+    pub fn free_port() -> u16 {
+        free_port()
+    }
+
+    /// Starts Mosquitto with persistence (sessions and queued messages survive [`Mosquitto::stop`]).
+    pub fn start_persistent() -> Mosquitto {
+        // `user root`: stay the user that can write the temp directory (ignored when not root).
+        Self::start_on(free_port(), "persistence true\nuser root\n")
+    }
+
+    /// Starts Mosquitto on `port` with extra configuration lines.
+    pub fn start_on(port: u16, extra: &str) -> Mosquitto {
         let dir = std::env::temp_dir().join(format!(
             "flowd-mqtt-test-{}-{}",
             std::process::id(),
@@ -46,13 +62,15 @@ impl Mosquitto {
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut m = Mosquitto {
-            port: free_port(),
+            port,
             dir,
             child: None,
         };
         let conf = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n{extra}\n",
-            m.port
+            "listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n\
+             persistence_location {}/\n{extra}\n",
+            m.port,
+            m.dir.display()
         );
         std::fs::write(m.dir.join("mosquitto.conf"), conf).expect("write config");
         m.spawn();
@@ -83,9 +101,27 @@ impl Mosquitto {
         }
     }
 
+    /// Stops the broker with SIGTERM (it saves its persistent state) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + WAIT;
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
-        self.kill();
+        if self.child.is_some() {
+            self.kill();
+        }
         let deadline = Instant::now() + WAIT;
         loop {
             self.spawn();
@@ -215,6 +251,72 @@ impl Observer {
 }
 
 impl Drop for Observer {
+    fn drop(&mut self) {
+        let _ = self.client.try_disconnect();
+        self.task.abort();
+    }
+}
+
+/// An MQTT 3.1.1 subscriber with a persistent session (fixed client id,
+/// clean session off, QoS 1), reconnecting by itself.
+pub struct PersistentObserver {
+    client: rumqttc::AsyncClient,
+    rx: mpsc::UnboundedReceiver<Seen>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PersistentObserver {
+    /// Connects as `client_id` and subscribes to `filter`; returns once subscribed.
+    pub async fn subscribe(port: u16, client_id: &str, filter: &str) -> PersistentObserver {
+        let mut o = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        o.set_clean_session(false);
+        let (client, mut events) = rumqttc::AsyncClient::new(o, 100);
+        client
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                match events.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let _ = tx.send(Seen {
+                            topic: p.topic.clone(),
+                            payload: p.payload.clone(),
+                            qos: p.qos as u8,
+                            retain: p.retain,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, ready_rx)
+            .await
+            .expect("observer subscribed in time")
+            .expect("observer task alive");
+        PersistentObserver { client, rx, task }
+    }
+
+    /// The next publication, or None after `within`.
+    pub async fn next_within(&mut self, within: Duration) -> Option<Seen> {
+        tokio::time::timeout(within, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for PersistentObserver {
     fn drop(&mut self) {
         let _ = self.client.try_disconnect();
         self.task.abort();
