@@ -15,7 +15,7 @@ use crate::acl::{Acl, AclError};
 use crate::auth::Authenticator;
 use crate::config::BrokerConfig;
 use crate::connection::ConnContext;
-use crate::listener;
+use crate::listener::{self, TlsError, Transport};
 use crate::local_client::{self, LocalClient, LocalError, LocalOptions, LocalReceiver};
 use crate::passwd::{PasswdError, PasswordFile};
 use crate::persistence::{Journal, PersistError};
@@ -36,6 +36,8 @@ pub enum BrokerError {
     Acl(#[from] AclError),
     #[error(transparent)]
     Persist(#[from] PersistError),
+    #[error("TLS listener: {0}")]
+    Tls(#[from] TlsError),
     #[error(transparent)]
     Passwd(#[from] PasswdError),
 }
@@ -45,6 +47,8 @@ pub enum BrokerError {
 pub struct Broker {
     ctx: Arc<ConnContext>,
     mqtt_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     router_stop: CancellationToken,
     router_task: JoinHandle<()>,
     listeners: Vec<JoinHandle<()>>,
@@ -89,25 +93,28 @@ impl Broker {
         });
         let limit = Arc::new(Semaphore::new(config.limits.max_connections));
         let mut listeners = Vec::new();
+        let mut spawn = |tcp: TcpListener, transport: Transport| {
+            let task = listener::run(tcp, transport, ctx.clone(), limit.clone());
+            listeners.push(tokio::spawn(task));
+        };
         let mut mqtt_addr = None;
         if let Some(addr) = config.mqtt {
-            let tcp = TcpListener::bind(addr)
-                .await
-                .map_err(|source| BrokerError::Bind { addr, source })?;
-            let bound = tcp
-                .local_addr()
-                .map_err(|source| BrokerError::Bind { addr, source })?;
-            info!(
-                "Opening ipv{} listen socket on port {}.",
-                if bound.is_ipv4() { 4 } else { 6 },
-                bound.port()
-            );
+            let (tcp, bound) = bind(addr).await?;
             mqtt_addr = Some(bound);
-            listeners.push(tokio::spawn(listener::run_tcp(
-                tcp,
-                ctx.clone(),
-                limit.clone(),
-            )));
+            spawn(tcp, Transport::Tcp);
+        }
+        let mut ws_addr = None;
+        if let Some(addr) = config.ws {
+            let (tcp, bound) = bind(addr).await?;
+            ws_addr = Some(bound);
+            spawn(tcp, Transport::WebSocket);
+        }
+        let mut tls_addr = None;
+        if let Some(tls) = &config.tls {
+            let acceptor = listener::tls_acceptor(&tls.cert_file, &tls.key_file)?;
+            let (tcp, bound) = bind(tls.addr).await?;
+            tls_addr = Some(bound);
+            spawn(tcp, Transport::Tls(acceptor));
         }
         if let Some(interval) = config.sys_interval.filter(|d| !d.is_zero()) {
             let sys = crate::sys::run(
@@ -123,6 +130,8 @@ impl Broker {
         Ok(Broker {
             ctx,
             mqtt_addr,
+            ws_addr,
+            tls_addr,
             router_stop,
             router_task,
             listeners,
@@ -132,6 +141,16 @@ impl Broker {
     /// The bound MQTT/TCP address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.mqtt_addr
+    }
+
+    /// The bound MQTT-over-WebSocket address.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    /// The bound MQTT-over-TLS address.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Connects an in-process client. See [`crate::local_client`].
@@ -153,4 +172,20 @@ impl Broker {
         self.router_stop.cancel();
         let _ = self.router_task.await;
     }
+}
+
+/// Binds a listening socket, logging like Mosquitto.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    let bound = tcp
+        .local_addr()
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    info!(
+        "Opening ipv{} listen socket on port {}.",
+        if bound.is_ipv4() { 4 } else { 6 },
+        bound.port()
+    );
+    Ok((tcp, bound))
 }

@@ -11,8 +11,10 @@ pub struct BrokerConfig {
     /// Plain MQTT over TCP. `None` disables it. Use port 0 in tests and
     /// read the bound address back with [`crate::Broker::local_addr`].
     pub mqtt: Option<SocketAddr>,
-    /// MQTT over WebSocket (not yet served; see the crate docs).
+    /// MQTT over WebSocket (subprotocol `mqtt`, any path).
     pub ws: Option<SocketAddr>,
+    /// MQTT over TLS (rustls).
+    pub tls: Option<TlsConfig>,
     /// A Mosquitto `mosquitto_passwd` file.
     pub password_file: Option<PathBuf>,
     /// A Mosquitto ACL file.
@@ -28,6 +30,14 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// How often `$SYS/broker/...` is published; `None` disables it.
     pub sys_interval: Option<Duration>,
+}
+
+/// A TLS listener: address and PEM certificate chain and private key.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub addr: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// Resource limits, so that no client can exhaust the broker's memory.
@@ -66,6 +76,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             mqtt: Some(SocketAddr::from(([127, 0, 0, 1], 1883))),
             ws: None,
+            tls: None,
             password_file: None,
             acl_file: None,
             allow_anonymous: None,

@@ -16,7 +16,8 @@
 //! - [`broker`]: `Broker::start(config)`, `local_addr`, `connect_local`, `shutdown`.
 //! - [`config`]: `BrokerConfig` and `Limits`, plain data with defaults.
 //! - [`codec`]: MQTT 3.1/3.1.1/5.0 packets, one file per packet type.
-//! - `listener`: TCP accept loop, connection limit.
+//! - `listener`: accept loops for TCP, WebSocket and TLS (rustls), and
+//!   the connection limit.
 //! - `connection`: one network connection: CONNECT handshake, reader loop
 //!   (keep alive, inbound topic aliases), writer task (outbound aliases,
 //!   client maximum packet size).
@@ -52,7 +53,7 @@ pub mod topic;
 
 pub use broker::{Broker, BrokerError, VERSION};
 pub use codec::{LastWill, Properties, QoS, RetainHandling, SubscriptionOptions};
-pub use config::{BrokerConfig, Limits};
+pub use config::{BrokerConfig, Limits, TlsConfig};
 pub use local_client::{
     LocalClient, LocalError, LocalMessage, LocalOptions, LocalPublish, LocalReceiver,
     MessageProperties,
