@@ -528,8 +528,12 @@ impl Connection {
     async fn run(self: Arc<Self>, mut events: EventLoop) {
         let mut backoff = RECONNECT_MIN;
         loop {
-            let wanted = self.lock().wanted;
-            if !wanted {
+            let idle = {
+                let inner = self.lock();
+                // Keep polling while connected so a DISCONNECT gets written.
+                !inner.wanted && !inner.connected
+            };
+            if idle {
                 self.wake.notified().await;
                 continue;
             }
