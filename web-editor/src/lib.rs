@@ -5,11 +5,14 @@
 //! - `api::runtime`: `POST /inject/:id`, `POST /debug/:id/enable|disable`, `/debug/enable|disable`.
 //! - `api::catalog`: `GET /nodes` (Node-RED's node-set list), `GET /flowd/nodes`
 //!   (every node type's editor descriptor), `GET /settings`.
+//! - [`comms`]: the `/comms` websocket (debug, status, notifications), bounded per client.
 //! - `origin`: refuses cross-origin writes; no CORS header is ever sent.
 //! - [`storage`]: flows.json written atomically with a backup.
 //! - [`error`]: `{code, message}` error answers.
 
 mod api;
+pub mod comms;
+mod debug_encoding;
 pub mod error;
 mod origin;
 pub mod storage;
@@ -41,6 +44,7 @@ pub struct EditorState {
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) storage: Option<FlowStorage>,
+    pub(crate) comms: Arc<comms::CommsHub>,
     /// Held for the whole of a deploy, so deploys apply one at a time.
     pub(crate) deployed: tokio::sync::Mutex<Deployed>,
 }
@@ -55,18 +59,31 @@ pub fn revision(flows: &[Json]) -> String {
 }
 
 impl EditorState {
-    /// State for a runtime started from `initial`; `storage` (if any) receives every deploy.
+    /// State for a runtime started from `initial`; `storage` (if any)
+    /// receives every deploy; `comms` should be the runtime's observer.
     pub fn new(
         runtime: Arc<Runtime>,
         registry: Arc<Registry>,
         storage: Option<FlowStorage>,
         initial: &FlowSet,
+        comms: Arc<comms::CommsHub>,
     ) -> Self {
         let flows = initial.to_json();
+        comms.publish(
+            "notification/runtime-state",
+            serde_json::json!({"state": "start"}),
+            true,
+        );
+        comms.publish(
+            "notification/runtime-deploy",
+            serde_json::json!({"revision": revision(&flows)}),
+            true,
+        );
         EditorState {
             runtime,
             registry,
             storage,
+            comms,
             deployed: tokio::sync::Mutex::new(Deployed {
                 rev: revision(&flows),
                 flows,
@@ -90,6 +107,7 @@ pub fn app(state: Arc<EditorState>) -> Router {
         .route("/nodes", get(api::catalog::nodes))
         .route("/flowd/nodes", get(api::catalog::descriptors))
         .route("/settings", get(api::catalog::settings))
+        .route("/comms", get(api::comms::websocket))
         .layer(axum::middleware::from_fn(
             origin::refuse_cross_origin_writes,
         ))

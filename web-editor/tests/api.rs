@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use flowd_editor::comms::CommsHub;
 use flowd_editor::storage::FlowStorage;
 use flowd_editor::{app, EditorState};
 use flowd_engine::testing::RecordingObserver;
@@ -17,6 +18,7 @@ use tower::ServiceExt;
 struct Harness {
     router: axum::Router,
     observer: Arc<RecordingObserver>,
+    comms: Arc<CommsHub>,
     dir: PathBuf,
 }
 
@@ -46,10 +48,18 @@ async fn harness(flows: Value) -> Harness {
     ));
     let dir = std::env::temp_dir().join(format!("flowd-api-{}-{}", std::process::id(), fastid()));
     let storage = FlowStorage::new(dir.join("flows.json"));
-    let state = Arc::new(EditorState::new(runtime, registry, Some(storage), &set));
+    let comms = CommsHub::new();
+    let state = Arc::new(EditorState::new(
+        runtime,
+        registry,
+        Some(storage),
+        &set,
+        comms.clone(),
+    ));
     Harness {
         router: app(state),
         observer,
+        comms,
         dir,
     }
 }
@@ -396,4 +406,62 @@ async fn a_real_server_on_port_0() {
     assert!(!buf
         .to_ascii_lowercase()
         .contains("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn comms_websocket_replays_retained_and_streams_debug() {
+    use flowd_engine::observer::RuntimeObserver;
+    use futures_util::{SinkExt, StreamExt};
+    let h = harness(seed_flows("D")).await;
+    let comms = h.comms.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, h.router).await;
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/comms"))
+        .await
+        .unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"subscribe":"notification/#"}"#,
+    ))
+    .await
+    .unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"subscribe":"debug"}"#,
+    ))
+    .await
+    .unwrap();
+    macro_rules! next {
+        ($ws:expr) => {{
+            let m = tokio::time::timeout(Duration::from_secs(5), $ws.next())
+                .await
+                .expect("a frame")
+                .unwrap()
+                .unwrap();
+            serde_json::from_str::<Value>(m.to_text().unwrap()).unwrap()
+        }};
+    }
+    let first = next!(ws);
+    let topics: Vec<&str> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["topic"].as_str().unwrap())
+        .collect();
+    assert!(topics.contains(&"notification/runtime-deploy"), "{first}");
+    // A debug message from the runtime reaches the client.
+    let mut info = flowd_engine::node::NodeInfo::detached("dbg1", "debug");
+    info.z = Some("t1".into());
+    let v = flowd_engine::Value::str("hello");
+    comms.debug(&flowd_engine::observer::DebugEvent {
+        node: &info,
+        topic: None,
+        property: Some("payload"),
+        value: Some(&v),
+    });
+    let frame = next!(ws);
+    assert_eq!(frame[0]["topic"], "debug");
+    assert_eq!(frame[0]["data"]["msg"], "hello");
+    assert_eq!(frame[0]["data"]["format"], "string[5]");
 }

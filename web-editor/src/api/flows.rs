@@ -177,6 +177,11 @@ pub async fn post_flows(
     deployed.rev = revision(&flows);
     deployed.flows = flows;
     deployed.credentials = credentials;
+    st.comms.publish(
+        "notification/runtime-deploy",
+        json!({"revision": deployed.rev}),
+        true,
+    );
     tracing::info!(deploy = kind, rev = %deployed.rev, "Deployed flows.");
     Ok(match version {
         ApiVersion::V1 => StatusCode::NO_CONTENT.into_response(),
