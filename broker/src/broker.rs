@@ -1,12 +1,19 @@
 //! The [`Broker`]: loads the ACL and password files, binds the listeners,
 //! starts the router, hands out local clients and shuts down gracefully.
+//!
+//! The broker runs on its own runtime on its own thread(s)
+//! (`BrokerConfig::worker_threads`, default 1): with one thread, requests
+//! from different clients reach the router in the order their bytes
+//! arrived, as in Mosquitto's single event loop (a SUBSCRIBE read before
+//! another client's PUBLISH is applied first), and the broker's latency
+//! does not depend on what the embedding process's runtime is doing.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -36,15 +43,16 @@ pub enum BrokerError {
     Acl(#[from] AclError),
     #[error(transparent)]
     Persist(#[from] PersistError),
+    #[error("cannot start the broker's runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("TLS listener: {0}")]
     Tls(#[from] TlsError),
     #[error(transparent)]
     Passwd(#[from] PasswdError),
 }
 
-/// A running broker. Dropping it without [`Broker::shutdown`] leaves its
-/// tasks running until the runtime stops.
-pub struct Broker {
+/// The broker's tasks, on the broker's own runtime.
+struct Running {
     ctx: Arc<ConnContext>,
     mqtt_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
@@ -54,9 +62,8 @@ pub struct Broker {
     listeners: Vec<JoinHandle<()>>,
 }
 
-impl Broker {
-    /// Loads the configured files, binds every listener and starts serving.
-    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+impl Running {
+    async fn start(config: BrokerConfig) -> Result<Running, BrokerError> {
         let acl = config.acl_file.as_deref().map(Acl::load).transpose()?;
         let passwords = config
             .password_file
@@ -127,7 +134,7 @@ impl Broker {
             listeners.push(tokio::spawn(sys));
         }
         info!("flowd broker {VERSION} running.");
-        Ok(Broker {
+        Ok(Running {
             ctx,
             mqtt_addr,
             ws_addr,
@@ -135,6 +142,136 @@ impl Broker {
             router_stop,
             router_task,
             listeners,
+        })
+    }
+
+    async fn shutdown(self) {
+        info!("flowd broker {VERSION} terminating.");
+        self.ctx.shutdown.cancel();
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        self.router_stop.cancel();
+        let _ = self.router_task.await;
+    }
+}
+
+/// Binds a listening socket, logging like Mosquitto.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    let bound = tcp
+        .local_addr()
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    info!(
+        "Opening ipv{} listen socket on port {}.",
+        if bound.is_ipv4() { 4 } else { 6 },
+        bound.port()
+    );
+    Ok((tcp, bound))
+}
+
+/// How the broker thread should stop.
+enum Stop {
+    Graceful,
+    /// Drop every task at once, as a killed process would (tests).
+    Kill,
+}
+
+/// What the broker thread reports once it is serving.
+struct Ready {
+    ctx: Arc<ConnContext>,
+    mqtt_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+}
+
+/// A running broker. Dropping it shuts it down gracefully in the
+/// background; [`Broker::shutdown`] waits for that.
+pub struct Broker {
+    ctx: Arc<ConnContext>,
+    mqtt_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    stop: Option<oneshot::Sender<Stop>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("flowd-broker")
+            .enable_all()
+            .build()
+    }
+}
+
+impl Broker {
+    /// Loads the configured files, binds every listener and starts serving
+    /// on the broker's own thread(s). Returns once the listeners are bound.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<Ready, BrokerError>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let threads = config.worker_threads;
+        let thread = std::thread::Builder::new()
+            .name("flowd-broker".into())
+            .spawn(move || {
+                let rt = match runtime(threads) {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(BrokerError::Runtime(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let running = match Running::start(config).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let ready = Ready {
+                        ctx: running.ctx.clone(),
+                        mqtt_addr: running.mqtt_addr,
+                        ws_addr: running.ws_addr,
+                        tls_addr: running.tls_addr,
+                    };
+                    let _ = ready_tx.send(Ok(ready));
+                    match stop_rx.await {
+                        Ok(Stop::Kill) => {}
+                        Ok(Stop::Graceful) | Err(_) => running.shutdown().await,
+                    }
+                });
+                // Dropping the runtime drops whatever tasks are left.
+                drop(rt);
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = thread {
+            return Err(BrokerError::Runtime(e));
+        }
+        let ready = match ready_rx.await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(BrokerError::Runtime(std::io::Error::other(
+                    "broker thread ended",
+                )))
+            }
+        };
+        Ok(Broker {
+            ctx: ready.ctx,
+            mqtt_addr: ready.mqtt_addr,
+            ws_addr: ready.ws_addr,
+            tls_addr: ready.tls_addr,
+            stop: Some(stop_tx),
+            done: Some(done_rx),
         })
     }
 
@@ -161,31 +298,27 @@ impl Broker {
         local_client::connect(&self.ctx, opts).await
     }
 
-    /// Stops accepting, disconnects every client (v5: reason 0x8B) and
-    /// waits for the router to stop.
-    pub async fn shutdown(self) {
-        info!("flowd broker {VERSION} terminating.");
-        self.ctx.shutdown.cancel();
-        for l in self.listeners {
-            let _ = l.await;
-        }
-        self.router_stop.cancel();
-        let _ = self.router_task.await;
+    /// Stops accepting, disconnects every client (v5: reason 0x8B),
+    /// flushes and compacts the persistence journal, and waits for all of
+    /// it to finish.
+    pub async fn shutdown(mut self) {
+        self.stop_with(Stop::Graceful).await;
     }
-}
 
-/// Binds a listening socket, logging like Mosquitto.
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BrokerError> {
-    let tcp = TcpListener::bind(addr)
-        .await
-        .map_err(|source| BrokerError::Bind { addr, source })?;
-    let bound = tcp
-        .local_addr()
-        .map_err(|source| BrokerError::Bind { addr, source })?;
-    info!(
-        "Opening ipv{} listen socket on port {}.",
-        if bound.is_ipv4() { 4 } else { 6 },
-        bound.port()
-    );
-    Ok((tcp, bound))
+    /// Stops the broker abruptly, like a killed process: no goodbyes to
+    /// clients, no journal compaction; only what was already on disk
+    /// survives. For crash-safety tests.
+    #[doc(hidden)]
+    pub async fn kill(mut self) {
+        self.stop_with(Stop::Kill).await;
+    }
+
+    async fn stop_with(&mut self, how: Stop) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(how);
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
 }

@@ -30,6 +30,10 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// How often `$SYS/broker/...` is published; `None` disables it.
     pub sys_interval: Option<Duration>,
+    /// Threads of the broker's own runtime. 1 (the default) serves every
+    /// client from one thread, Mosquitto-like: requests from different
+    /// clients are handled in the order they arrived.
+    pub worker_threads: usize,
 }
 
 /// A TLS listener: address and PEM certificate chain and private key.
@@ -84,6 +88,7 @@ impl Default for BrokerConfig {
             persistence_dir: None,
             limits: Limits::default(),
             sys_interval: Some(Duration::from_secs(10)),
+            worker_threads: 1,
         }
     }
 }

@@ -51,7 +51,7 @@ fn acknowledged_state_survives_a_killed_broker() {
         publ.publish("d/queued", b"q2", QoS::ExactlyOnce, false, 3)
             .await;
         publ.expect_ack(AckKind::PubRec, 3).await;
-        std::mem::forget(broker); // no shutdown: nothing but the journal survives
+        broker.kill().await; // no shutdown: nothing but the journal survives
     });
     drop(rt);
 
