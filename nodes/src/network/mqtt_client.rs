@@ -13,7 +13,9 @@ use std::time::Duration;
 pub const REQUEST_CHANNEL_CAPACITY: usize = 64;
 /// Largest packet accepted or sent (MQTT's own limit).
 const MAX_PACKET_SIZE: usize = 268_435_455;
-/// Outgoing QoS 1/2 publications in flight before the event loop waits for acks.
+/// QoS 1/2 publications in flight each way: outgoing ones before the event
+/// loop waits for acks, incoming ones (v5 receive maximum) before the broker
+/// waits for ours.
 const MAX_INFLIGHT: u16 = 100;
 
 /// MQTT protocol version of a connection.
@@ -207,6 +209,7 @@ pub fn open(o: &ClientOptions) -> (Client, EventLoop) {
                 .set_clean_start(o.clean)
                 .set_manual_acks(true)
                 .set_outgoing_inflight_upper_limit(MAX_INFLIGHT)
+                .set_receive_maximum(Some(MAX_INFLIGHT))
                 .set_max_packet_size(Some(MAX_PACKET_SIZE as u32));
             if o.session_expiry.is_some() || !o.user_props.is_empty() {
                 let mut props = v5p::ConnectProperties::new();

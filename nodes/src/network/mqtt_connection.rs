@@ -16,7 +16,7 @@ use super::mqtt_message::{node_red_topic_matches, Publication};
 use flowd_engine::node::Status;
 use flowd_engine::{Msg, NodeHandle};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -28,8 +28,15 @@ const RECONNECT_MIN: Duration = Duration::from_millis(250);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// How long closing waits for unacknowledged publications and the close message.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Received publications buffered per subscribing node (bounded in-flight).
-pub const DELIVERY_CAPACITY: usize = 32;
+/// How often a connection waiting for a slow node checks its backlog.
+const BACKLOG_POLL: Duration = Duration::from_millis(5);
+/// How long the acknowledgement of a publication no node took waits for the
+/// connection to close (see [`AckOnDrop`]).
+pub const ABANDONED_ACK_DELAY: Duration = Duration::from_secs(5);
+/// QoS 0 publications waiting for one subscribing node before the
+/// connection stops reading (QoS 1/2 ones are bounded by the broker's
+/// in-flight window, as they are acknowledged only once taken).
+pub const QOS0_BACKLOG: usize = 1000;
 
 /// Connection state, as shown in the status of every user node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,20 +90,49 @@ pub enum Ticket {
 }
 
 /// A received publication handed to a subscribing node. The broker gets the
-/// acknowledgement when every node's copy is dropped.
-#[derive(Clone)]
+/// acknowledgement once every node's copy was taken ([`Delivery::taken`]);
+/// a copy dropped without being taken (the node stopped) withholds it, so a
+/// persistent session gets the publication again.
 pub struct Delivery {
     /// The subscription it matched.
     pub subscription: u64,
     /// The publication.
     pub received: Arc<AckOnDrop>,
+    taken: bool,
+    backlog: Arc<AtomicUsize>,
 }
 
-/// Acknowledges a received QoS 1/2 publication when dropped.
+/// Where a subscribing node receives its publications.
+pub type DeliverySender = mpsc::UnboundedSender<Delivery>;
+
+impl Delivery {
+    /// The flow has the message: this copy no longer holds back the acknowledgement.
+    pub fn taken(mut self) {
+        self.taken = true;
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        self.backlog.fetch_sub(1, Ordering::SeqCst);
+        if !self.taken {
+            self.received.abandoned.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Acknowledges a received QoS 1/2 publication when the last copy is gone.
+/// When a copy was abandoned, the acknowledgement waits
+/// [`ABANDONED_ACK_DELAY`] and is skipped if the connection closed meanwhile
+/// (flowd stopping: a persistent session gets the publication again); on a
+/// connection that stays up it is sent, so the broker's in-flight window
+/// does not fill with publications no node will take.
 pub struct AckOnDrop {
     /// The publication.
     pub publication: Received,
     client: Client,
+    abandoned: AtomicBool,
+    closed: Arc<AtomicBool>,
 }
 
 impl Drop for AckOnDrop {
@@ -105,6 +141,18 @@ impl Drop for AckOnDrop {
             return;
         };
         if packet.qos() == 0 {
+            return;
+        }
+        if self.abandoned.load(Ordering::SeqCst) {
+            let (client, closed) = (self.client.clone(), self.closed.clone());
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    tokio::time::sleep(ABANDONED_ACK_DELAY).await;
+                    if !closed.load(Ordering::SeqCst) {
+                        client.ack(&packet).await;
+                    }
+                });
+            }
             return;
         }
         if !self.client.try_ack(&packet) {
@@ -120,7 +168,8 @@ struct Subscriber {
     id: u64,
     filter: String,
     options: SubOptions,
-    tx: mpsc::Sender<Delivery>,
+    tx: DeliverySender,
+    backlog: Arc<AtomicUsize>,
 }
 
 struct Queued {
@@ -163,7 +212,7 @@ pub struct Connection {
     room: Notify,
     wake: Notify,
     next_id: AtomicU64,
-    closed: std::sync::atomic::AtomicBool,
+    closed: Arc<AtomicBool>,
 }
 
 impl Connection {
@@ -176,7 +225,7 @@ impl Connection {
             room: Notify::new(),
             wake: Notify::new(),
             next_id: AtomicU64::new(1),
-            closed: std::sync::atomic::AtomicBool::new(false),
+            closed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -314,7 +363,7 @@ impl Connection {
 
     /// Registers a subscription of a node; its publications arrive on `tx`
     /// tagged with the returned id.
-    pub fn subscribe(&self, filter: &str, options: SubOptions, tx: mpsc::Sender<Delivery>) -> u64 {
+    pub fn subscribe(&self, filter: &str, options: SubOptions, tx: DeliverySender) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         let first = !inner.subscribers.iter().any(|s| s.filter == filter);
@@ -323,6 +372,7 @@ impl Connection {
             filter: filter.to_string(),
             options: options.clone(),
             tx,
+            backlog: Arc::new(AtomicUsize::new(0)),
         });
         if first && inner.connected {
             if let Some(c) = &inner.client {
@@ -502,26 +552,36 @@ impl Connection {
             Some(c) => c,
             None => return,
         };
-        let targets: Vec<(u64, mpsc::Sender<Delivery>)> = {
+        let targets: Vec<(u64, DeliverySender, Arc<AtomicUsize>)> = {
             let inner = self.lock();
             inner
                 .subscribers
                 .iter()
                 .filter(|s| node_red_topic_matches(&s.filter, &received.topic))
-                .map(|s| (s.id, s.tx.clone()))
+                .map(|s| (s.id, s.tx.clone(), s.backlog.clone()))
                 .collect()
         };
+        let qos0 = received.qos == 0;
         let received = Arc::new(AckOnDrop {
             publication: received,
             client,
+            abandoned: AtomicBool::new(false),
+            closed: self.closed.clone(),
         });
-        for (subscription, tx) in targets {
-            // Waits while the node is busy: received messages are never dropped.
+        for (subscription, tx, backlog) in targets {
+            // QoS 0 has no acknowledgement to hold the broker back: wait
+            // while the node is far behind. Nothing received is dropped.
+            while qos0 && backlog.load(Ordering::SeqCst) >= QOS0_BACKLOG && !tx.is_closed() {
+                tokio::time::sleep(BACKLOG_POLL).await;
+            }
+            backlog.fetch_add(1, Ordering::SeqCst);
             let d = Delivery {
                 subscription,
                 received: received.clone(),
+                taken: false,
+                backlog,
             };
-            let _ = tx.send(d).await;
+            let _ = tx.send(d);
         }
     }
 

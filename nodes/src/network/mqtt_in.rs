@@ -13,7 +13,7 @@
 
 use super::mqtt_broker::{MqttBroker, MQTT_BROKER};
 use super::mqtt_client::SubOptions;
-use super::mqtt_connection::{Connection, Delivery, DELIVERY_CAPACITY};
+use super::mqtt_connection::{Connection, Delivery, DeliverySender};
 use super::mqtt_message::{decode_payload, Datatype};
 use flowd_engine::config_de;
 use flowd_engine::node::{BoxFuture, BuildContext, BuiltNode, NodeType, TaskIo, TaskNode};
@@ -310,7 +310,7 @@ impl MqttInNode {
     async fn run_node(self: Box<Self>, io: TaskIo) {
         let TaskIo { mut inbox, handle } = io;
         let conn = self.connection().clone();
-        let (tx, mut rx) = mpsc::channel::<Delivery>(DELIVERY_CAPACITY);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
         let mut subs: Vec<Sub> = Vec::new();
         if !self.dynamic {
             let id = conn.subscribe(&self.filter, self.options.clone(), tx.clone());
@@ -366,13 +366,15 @@ impl MqttInNode {
 
     async fn deliver(&self, handle: &NodeHandle, subs: &[Sub], d: Delivery) {
         let Some(sub) = subs.iter().find(|s| s.id == d.subscription) else {
+            // Not one of ours any more (unsubscribed): nothing to take.
+            d.taken();
             return;
         };
         let r = &d.received.publication;
         let mut msg = Msg::new();
         msg.insert("topic", Value::str(&r.topic));
         let host = &self.broker.host;
-        match decode(sub.datatype, r.content_type.as_deref(), &r.payload) {
+        let taken = match decode(sub.datatype, r.content_type.as_deref(), &r.payload) {
             Ok(v) => {
                 msg.insert("payload", v);
                 msg.insert("qos", Value::Number(f64::from(r.qos)));
@@ -383,24 +385,27 @@ impl MqttInNode {
                 if host == "localhost" || host == "127.0.0.1" {
                     msg.insert("_topic", Value::str(&r.topic));
                 }
-                handle.send(msg).await;
+                handle.send(msg).await
             }
             Err(e) => {
                 msg.insert("payload", Value::Buffer(r.payload.clone()));
                 msg.insert("qos", Value::Number(f64::from(r.qos)));
                 msg.insert("retain", Value::Bool(r.retain));
                 handle.error(e, Some(msg)).await;
+                true
             }
+        };
+        // The broker gets the acknowledgement once every node took its copy.
+        if taken {
+            d.taken();
         }
-        // Dropping `d` acknowledges the publication once every node took it.
-        drop(d);
     }
 
     async fn action(
         &self,
         handle: &NodeHandle,
         conn: &Arc<Connection>,
-        tx: &mpsc::Sender<Delivery>,
+        tx: &DeliverySender,
         subs: &mut Vec<Sub>,
         mut msg: Msg,
     ) {
