@@ -1,23 +1,53 @@
-//! Command-line parsing and the subcommands.
+//! Command-line parsing and dispatch.
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use flowd_engine::observer::{NullObserver, RuntimeObserver, StdoutObserver};
-use flowd_engine::{prepare_text, Runtime, RuntimeOptions, ValidationErrors};
-use std::path::{Path, PathBuf};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-/// Exit code for invalid flows or arguments.
-const EXIT_INVALID: u8 = 2;
+/// Exit code for invalid flows, settings or arguments.
+pub const EXIT_INVALID: u8 = 2;
 
-/// flowd: a Node-RED-compatible flow engine with a built-in MQTT broker.
+/// Default MQTT listener of the embedded broker.
+pub const DEFAULT_MQTT: &str = "127.0.0.1:1883";
+/// Default admin API / editor listener.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:1880";
+/// Env var flows can use for the embedded broker's port (`"port": "${FLOWD_MQTT_PORT}"`).
+pub const MQTT_PORT_ENV: &str = "FLOWD_MQTT_PORT";
+
+/// flowd: Node-RED flows and an MQTT broker in one binary.
+///
+/// Without a subcommand flowd starts the embedded MQTT broker, the admin API
+/// and the runtime on the user directory (its flows.json; a demo flow on the
+/// first start).
 #[derive(Parser)]
-#[command(name = "flowd", version, about, long_about = None)]
-struct Cli {
+#[command(name = "flowd", version, about, long_about)]
+pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Options of the default (server) mode.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// User directory: flows.json, broker state (default ~/.flowd).
+    #[arg(long, value_name = "DIR", env = "FLOWD_USER_DIR")]
+    pub user_dir: Option<PathBuf>,
+    /// Admin API address.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP, env = "FLOWD_HTTP")]
+    pub http: SocketAddr,
+    /// Embedded broker's MQTT address.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_MQTT, env = "FLOWD_MQTT")]
+    pub mqtt: SocketAddr,
+    /// Do not start the embedded broker.
+    #[arg(long)]
+    pub no_broker: bool,
+    /// Do not start the admin API.
+    #[arg(long)]
+    pub no_editor: bool,
 }
 
 #[derive(Subcommand)]
@@ -26,6 +56,9 @@ enum Command {
     Run {
         /// The Node-RED flows file.
         flows: PathBuf,
+        /// Also start the embedded broker (on ADDR, default 127.0.0.1:1883).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_MQTT)]
+        broker: Option<SocketAddr>,
         /// Do not print debug node output.
         #[arg(long)]
         quiet: bool,
@@ -38,6 +71,22 @@ enum Command {
         /// The Node-RED flows file.
         flows: PathBuf,
     },
+    /// Deploy a flows file to a running flowd (or Node-RED) through its admin API.
+    Deploy {
+        /// The Node-RED flows file.
+        flows: PathBuf,
+        /// Admin API base URL.
+        #[arg(long, default_value = "http://127.0.0.1:1880")]
+        url: String,
+        /// Deployment type.
+        #[arg(long = "type", default_value = "full", value_parser = ["full", "flows", "nodes"])]
+        deploy_type: String,
+        /// Bearer token for an admin API with authentication.
+        #[arg(long, env = "FLOWD_TOKEN")]
+        token: Option<String>,
+    },
+    /// Run only the MQTT broker, like mosquitto.
+    Broker(crate::broker_cmd::BrokerArgs),
 }
 
 /// Parses arguments and runs the command.
@@ -45,12 +94,21 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Validate { flows } => validate(&flows),
-        Command::Run {
+        Some(Command::Validate { flows }) => crate::headless::validate(&flows),
+        Some(Command::Run {
             flows,
+            broker,
             quiet,
             stop_timeout,
-        } => run(&flows, quiet, Duration::from_secs(stop_timeout)),
+        }) => crate::headless::run(&flows, broker, quiet, Duration::from_secs(stop_timeout)),
+        Some(Command::Deploy {
+            flows,
+            url,
+            deploy_type,
+            token,
+        }) => crate::deploy::deploy(&flows, &url, &deploy_type, token.as_deref()),
+        Some(Command::Broker(args)) => crate::broker_cmd::run(args),
+        None => crate::server::run(cli.server),
     };
     match result {
         Ok(code) => code,
@@ -72,76 +130,26 @@ fn init_logging() {
         .init();
 }
 
-fn read_flows(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-fn print_errors(errors: &ValidationErrors, to_stdout: bool) {
-    for e in errors.iter() {
-        if to_stdout {
-            println!("{e}");
-        } else {
-            eprintln!("{e}");
-        }
+/// Makes `${FLOWD_MQTT_PORT}` resolve in flows (to `port` unless the user set it).
+pub fn export_mqtt_port(port: u16) {
+    if std::env::var_os(MQTT_PORT_ENV).is_none() {
+        // Set once at start-up, before any thread reads the environment.
+        std::env::set_var(MQTT_PORT_ENV, port.to_string());
     }
 }
 
-fn validate(path: &Path) -> anyhow::Result<ExitCode> {
-    let text = read_flows(path)?;
-    match prepare_text(&flowd_nodes::registry(), &text) {
-        Ok(_) => {
-            println!("ok");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(errors) => {
-            print_errors(&errors, true);
-            Ok(ExitCode::from(EXIT_INVALID))
-        }
-    }
-}
-
-fn run(path: &Path, quiet: bool, stop_timeout: Duration) -> anyhow::Result<ExitCode> {
-    let text = read_flows(path)?;
-    let prepared = match prepare_text(&flowd_nodes::registry(), &text) {
-        Ok(p) => p,
-        Err(errors) => {
-            eprintln!(
-                "flowd: {} has {} error(s); nothing started:",
-                path.display(),
-                errors.len()
-            );
-            print_errors(&errors, false);
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// A multi-threaded tokio runtime.
+pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(async move {
-        let observer: Arc<dyn RuntimeObserver> = if quiet {
-            Arc::new(NullObserver)
-        } else {
-            Arc::new(StdoutObserver::default())
-        };
-        let runtime = Runtime::start(
-            prepared,
-            RuntimeOptions {
-                observer,
-                tap: None,
-            },
-        );
-        tracing::info!(flows = %path.display(), "Started flows.");
-        wait_for_shutdown_signal().await?;
-        tracing::info!("Stopping flows.");
-        runtime.stop(stop_timeout).await;
-        tracing::info!("Stopped flows.");
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        .context("cannot start the async runtime")
 }
 
-async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+    use anyhow::Context;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     tokio::select! {

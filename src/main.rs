@@ -1,10 +1,19 @@
-//! The `flowd` command: runs Node-RED flows (headless for now), validates them.
+//! The `flowd` command: a Node-RED-compatible flow engine with a built-in
+//! MQTT broker.
 //!
-//! - `flowd run FLOWS.json [--quiet]`: validate, start, run until SIGINT/SIGTERM,
-//!   stop gracefully (exit 0). Debug nodes print one JSON line per message.
-//! - `flowd validate FLOWS.json`: prints `ok` (exit 0) or every error (exit 2).
+//! - `flowd`: embedded broker + admin API + runtime on the user directory.
+//! - `flowd run FLOWS.json`: headless runtime (optionally with the broker).
+//! - `flowd validate FLOWS.json`, `flowd deploy FLOWS.json`, `flowd broker`.
+//!
+//! Modules: [`cli`] parses arguments and dispatches; [`server`] runs the
+//! full product; [`headless`] runs and validates flows files; [`deploy`] is
+//! the admin API client; [`broker_cmd`] runs the broker alone.
 
+mod broker_cmd;
 mod cli;
+mod deploy;
+mod headless;
+mod server;
 
 /// mimalloc: markedly faster than the system allocator for the many small,
 /// short-lived allocations of message processing.

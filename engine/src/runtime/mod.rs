@@ -247,6 +247,13 @@ impl Runtime {
     /// Stops gracefully: sources stop first, messages in flight are delivered,
     /// then every node is closed; gives up on what is left after `timeout`.
     pub async fn stop(self, timeout: Duration) {
+        self.shutdown(timeout).await;
+        let _ = self.join.await;
+    }
+
+    /// [`Runtime::stop`] through a shared reference (the runtime is then
+    /// stopped for every holder; later calls return at once).
+    pub async fn shutdown(&self, timeout: Duration) {
         let (reply, rx) = oneshot::channel();
         if self
             .ctrl
@@ -256,6 +263,5 @@ impl Runtime {
         {
             let _ = rx.await;
         }
-        let _ = self.join.await;
     }
 }

@@ -1,0 +1,130 @@
+//! `flowd` without a subcommand: the embedded broker, the admin API and the
+//! runtime on the user directory, like `node-red` and `mosquitto` together.
+
+use crate::cli::{
+    export_mqtt_port, tokio_runtime, wait_for_shutdown_signal, ServerArgs, EXIT_INVALID,
+};
+use crate::headless::print_errors;
+use anyhow::Context;
+use flowd_broker::{Broker, BrokerConfig};
+use flowd_editor::comms::CommsHub;
+use flowd_editor::storage::FlowStorage;
+use flowd_editor::{app, EditorState};
+use flowd_engine::flows::{from_json, parse_text};
+use flowd_engine::observer::{NullObserver, RuntimeObserver};
+use flowd_engine::{prepare, Runtime, RuntimeOptions, ValidationErrors};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The flow a user directory gets on its first start: simulated sensors
+/// publishing to the embedded broker, and the temperature-alert pipeline.
+const DEMO_FLOWS: &str = include_str!("../flows/demo.json");
+
+/// Time allowed for messages in flight when flowd stops.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn default_user_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".flowd")
+}
+
+/// Starts the embedded broker on `addr` (persistent under `dir` when given).
+pub async fn start_broker(addr: SocketAddr, dir: Option<&Path>) -> anyhow::Result<Broker> {
+    let config = BrokerConfig {
+        mqtt: Some(addr),
+        persistence_dir: dir.map(|d| d.join("broker")),
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::start(config)
+        .await
+        .with_context(|| format!("cannot start the MQTT broker on {addr}"))?;
+    tracing::info!(addr = %broker.local_addr().unwrap_or(addr), "MQTT broker listening.");
+    Ok(broker)
+}
+
+/// Runs flowd until SIGINT/SIGTERM.
+pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    export_mqtt_port(args.mqtt.port());
+    let user_dir = args.user_dir.clone().unwrap_or_else(default_user_dir);
+    std::fs::create_dir_all(&user_dir)
+        .with_context(|| format!("cannot create {}", user_dir.display()))?;
+    let storage = FlowStorage::new(user_dir.join("flows.json"));
+    let text = match storage
+        .load()
+        .with_context(|| format!("cannot read {}", storage.path().display()))?
+    {
+        Some(t) => t,
+        None => {
+            std::fs::write(storage.path(), DEMO_FLOWS)
+                .with_context(|| format!("cannot write {}", storage.path().display()))?;
+            tracing::info!(file = %storage.path().display(), "First start: wrote the demo flow.");
+            DEMO_FLOWS.to_string()
+        }
+    };
+    let doc = match parse_text(&text) {
+        Ok(d) => d,
+        Err(e) => return invalid(storage.path(), &ValidationErrors(vec![e])),
+    };
+    let (set, structural) = from_json(doc);
+    let registry = Arc::new(flowd_nodes::registry());
+    let prepared = match prepare(&registry, set.clone(), structural) {
+        Ok(p) => p,
+        Err(errors) => return invalid(storage.path(), &errors),
+    };
+    tokio_runtime()?.block_on(async move {
+        let broker = if args.no_broker {
+            None
+        } else {
+            Some(start_broker(args.mqtt, Some(&user_dir)).await?)
+        };
+        let comms = CommsHub::new();
+        let observer: Arc<dyn RuntimeObserver> = if args.no_editor {
+            Arc::new(NullObserver)
+        } else {
+            comms.clone()
+        };
+        let runtime = Arc::new(Runtime::start(prepared, RuntimeOptions { observer, tap: None }));
+        tracing::info!(flows = %storage.path().display(), "Started flows.");
+        let server = if args.no_editor {
+            None
+        } else {
+            let state = Arc::new(EditorState::new(runtime.clone(), registry, Some(storage), &set, comms));
+            let listener = tokio::net::TcpListener::bind(args.http)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.http))?;
+            tracing::info!(addr = %listener.local_addr().unwrap_or(args.http), "Admin API listening.");
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app(state)).await {
+                    tracing::error!(error = %e, "Admin API stopped.");
+                }
+            }))
+        };
+        wait_for_shutdown_signal().await?;
+        tracing::info!("Stopping flows.");
+        if let Some(s) = server {
+            s.abort();
+        }
+        runtime.shutdown(STOP_TIMEOUT).await;
+        if let Some(b) = broker {
+            b.shutdown().await;
+        }
+        tracing::info!("Stopped flows.");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn invalid(path: &Path, errors: &ValidationErrors) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "flowd: {} has {} error(s); nothing started:",
+        path.display(),
+        errors.len()
+    );
+    print_errors(errors, false);
+    Ok(ExitCode::from(EXIT_INVALID))
+}
