@@ -62,6 +62,14 @@ impl ConnAck {
             return Err(DecodeError::Protocol("reserved CONNACK flags"));
         }
         let code = r.u8()?;
+        if !version.is_v5() && code > 5 {
+            return Err(DecodeError::Protocol("invalid CONNACK return code"));
+        }
+        if flags & 1 != 0 && code != 0 {
+            return Err(DecodeError::Protocol(
+                "session present on a refused CONNACK",
+            ));
+        }
         let properties = if version.is_v5() {
             Properties::decode(r)?
         } else {

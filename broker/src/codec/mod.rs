@@ -318,6 +318,9 @@ pub(crate) fn round_trip(packet: &Packet, version: ProtocolVersion) -> Packet {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -139,7 +139,11 @@ impl SubAck {
         };
         let mut codes = Vec::new();
         while !r.is_empty() {
-            codes.push(r.u8()?);
+            let code = r.u8()?;
+            if !version.is_v5() && !matches!(code, 0 | 1 | 2 | 0x80) {
+                return Err(DecodeError::Protocol("invalid SUBACK return code"));
+            }
+            codes.push(code);
         }
         Ok(SubAck {
             pkid,
