@@ -587,6 +587,7 @@ impl Connection {
 
     async fn run(self: Arc<Self>, mut events: EventLoop) {
         let mut backoff = RECONNECT_MIN;
+        let mut failures: u32 = 0;
         loop {
             let idle = {
                 let inner = self.lock();
@@ -600,6 +601,7 @@ impl Connection {
             match events.poll().await {
                 Ok(LinkEvent::Connected { .. }) => {
                     backoff = RECONNECT_MIN;
+                    failures = 0;
                     tracing::info!(
                         client = %self.settings.client.client_id,
                         host = %self.settings.client.host,
@@ -657,6 +659,14 @@ impl Connection {
                             "Lost the MQTT connection; reconnecting."
                         );
                         self.state.send_replace(LinkState::Disconnected);
+                    } else if failures == 0 {
+                        tracing::warn!(
+                            client = %self.settings.client.client_id,
+                            host = %self.settings.client.host,
+                            port = self.settings.client.port,
+                            error = %e,
+                            "Cannot connect to MQTT broker; retrying."
+                        );
                     } else {
                         tracing::debug!(
                             client = %self.settings.client.client_id,
@@ -664,6 +674,7 @@ impl Connection {
                             "MQTT connection attempt failed."
                         );
                     }
+                    failures += 1;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(RECONNECT_MAX);
                     self.state.send_replace(LinkState::Connecting);
