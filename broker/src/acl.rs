@@ -12,7 +12,8 @@
 //!
 //! With an ACL file, what is not granted is refused; `deny` wins over any
 //! grant. Subscriptions are checked when made: a filter is allowed when a
-//! readable rule covers it (and no deny rule does).
+//! readable rule covers it (and no deny rule does), and every delivery is
+//! checked for read access, so a deny rule also holds behind a wildcard.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -98,57 +99,67 @@ impl Acl {
         Ok(acl)
     }
 
-    /// The rules that apply to this client, patterns expanded.
-    fn rules(&self, client_id: &str, username: Option<&str>) -> Vec<Rule> {
-        let mut out = match username {
-            Some(u) => self.users.get(u).cloned().unwrap_or_default(),
-            None => self.anonymous.clone(),
+    /// Visits the rules that apply to this client (patterns expanded) and
+    /// decides: some rule with a wanted access hits, and no deny rule does.
+    fn decide(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        wanted: impl Fn(Access) -> bool,
+        hit: impl Fn(&str) -> bool,
+    ) -> bool {
+        let (mut granted, mut denied) = (false, false);
+        let mut visit = |access: Access, topic: &str| {
+            if access == Access::Deny {
+                denied = denied || hit(topic);
+            } else if wanted(access) && !granted {
+                granted = hit(topic);
+            }
         };
+        let own = match username {
+            Some(u) => self.users.get(u).map(Vec::as_slice).unwrap_or_default(),
+            None => self.anonymous.as_slice(),
+        };
+        for r in own {
+            visit(r.access, &r.topic);
+        }
         for p in &self.patterns {
             if p.topic.contains("%u") && username.is_none() {
                 continue;
             }
-            let topic = p
-                .topic
-                .replace("%c", client_id)
-                .replace("%u", username.unwrap_or(""));
-            out.push(Rule {
-                access: p.access,
-                topic,
-            });
+            if p.topic.contains('%') {
+                let topic = p
+                    .topic
+                    .replace("%c", client_id)
+                    .replace("%u", username.unwrap_or(""));
+                visit(p.access, &topic);
+            } else {
+                visit(p.access, &p.topic);
+            }
         }
-        out
+        granted && !denied
+    }
+
+    /// May this client receive a message published to `topic`?
+    pub fn may_read(&self, client_id: &str, username: Option<&str>, topic_name: &str) -> bool {
+        let readable = |a| matches!(a, Access::Read | Access::ReadWrite);
+        self.decide(client_id, username, readable, |rule| {
+            topic::matches(rule, topic_name)
+        })
     }
 
     /// May this client publish to `topic`?
     pub fn may_write(&self, client_id: &str, username: Option<&str>, topic_name: &str) -> bool {
-        let rules = self.rules(client_id, username);
-        let hit = |r: &&Rule| topic::matches(&r.topic, topic_name);
-        if rules
-            .iter()
-            .filter(|r| r.access == Access::Deny)
-            .any(|r| hit(&r))
-        {
-            return false;
-        }
-        rules
-            .iter()
-            .filter(|r| matches!(r.access, Access::Write | Access::ReadWrite))
-            .any(|r| hit(&r))
+        let writable = |a| matches!(a, Access::Write | Access::ReadWrite);
+        self.decide(client_id, username, writable, |rule| {
+            topic::matches(rule, topic_name)
+        })
     }
 
     /// May this client subscribe to `filter`?
     pub fn may_subscribe(&self, client_id: &str, username: Option<&str>, filter: &str) -> bool {
-        let rules = self.rules(client_id, username);
-        if rules
-            .iter()
-            .any(|r| r.access == Access::Deny && covers(&r.topic, filter))
-        {
-            return false;
-        }
-        rules.iter().any(|r| {
-            matches!(r.access, Access::Read | Access::ReadWrite) && covers(&r.topic, filter)
-        })
+        let readable = |a| matches!(a, Access::Read | Access::ReadWrite);
+        self.decide(client_id, username, readable, |rule| covers(rule, filter))
     }
 }
 
@@ -214,6 +225,11 @@ pattern read users/%u/inbox
         assert!(acl.may_write("c", None, "a/b"));
         assert!(!acl.may_write("c", None, "test/nosubscribe"));
         assert!(!acl.may_subscribe("c", None, "$SYS/#"));
+        assert!(acl.may_read("c", None, "a/b"));
+        assert!(
+            !acl.may_read("c", None, "test/nosubscribe"),
+            "denied even through a # subscription"
+        );
     }
 
     #[test]

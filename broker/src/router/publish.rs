@@ -205,6 +205,15 @@ impl Router {
         subscription_ids: Vec<u32>,
     ) {
         let max_queued = self.config.limits.max_queued_messages;
+        if let Some(acl) = &self.acl {
+            let username = self
+                .sessions
+                .get(client)
+                .and_then(|s| s.username.as_deref());
+            if !acl.may_read(client, username, &msg.topic) {
+                return;
+            }
+        }
         let Some(session) = self.sessions.get_mut(client) else {
             return;
         };
