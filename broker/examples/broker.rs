@@ -8,7 +8,7 @@ use flowd_broker::{Broker, BrokerConfig};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: broker [--mqtt ADDR] [--password-file FILE] [--acl-file FILE] [--max-keepalive SECS] \
+        "usage: broker [--mqtt ADDR] [--ws ADDR] [--tls ADDR CERT.pem KEY.pem] [--threads N] [--password-file FILE] [--acl-file FILE] [--max-keepalive SECS] \
          [--persistence-dir DIR] [--allow-anonymous true|false] [-v]"
     );
     std::process::exit(2)
@@ -23,6 +23,18 @@ async fn main() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--mqtt" => config.mqtt = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--ws" => config.ws = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--tls" => {
+                let addr = value().parse().unwrap_or_else(|_| usage());
+                let cert_file = PathBuf::from(value());
+                let key_file = PathBuf::from(value());
+                config.tls = Some(flowd_broker::TlsConfig {
+                    addr,
+                    cert_file,
+                    key_file,
+                });
+            }
+            "--threads" => config.worker_threads = value().parse().unwrap_or_else(|_| usage()),
             "--password-file" => config.password_file = Some(PathBuf::from(value())),
             "--acl-file" => config.acl_file = Some(PathBuf::from(value())),
             "--max-keepalive" => {

@@ -12,6 +12,35 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Public API
+//! - [`Broker::start`]`(`[`BrokerConfig`]`)` binds every listener (use port 0 in
+//!   tests, read back [`Broker::local_addr`] / [`Broker::ws_addr`] /
+//!   [`Broker::tls_addr`]) and serves on the broker's own thread(s);
+//!   [`Broker::shutdown`] disconnects everyone and flushes the journal.
+//! - [`Broker::connect_local`]`(`[`LocalOptions`]`)` -> ([`LocalClient`],
+//!   [`LocalReceiver`]): an in-process MQTT 5 client with the exact
+//!   semantics of a network client (session, will, QoS flows, ACL, limits).
+//!   `LocalClient` (cloneable): `publish(LocalPublish)` returns at PUBACK /
+//!   PUBCOMP, `subscribe(filters, subscription_id)` and `unsubscribe`
+//!   return the reason codes, `disconnect(publish_will)`.
+//!   `LocalReceiver::recv()` yields [`LocalMessage`]s and acknowledges them
+//!   as they are taken, so a consumer that stops reading gets back-pressure
+//!   and queue limits like a slow TCP client.
+//!
+//! # Design decisions
+//! - Own codec ([`codec`]), one file per packet type with round-trip,
+//!   prefix and mutation tests: one `Packet` type for 3.1/3.1.1/5.0,
+//!   zero-copy `Bytes` payloads shared by every subscriber, the size limit
+//!   checked before a body is buffered.
+//! - One router task owns sessions, the topic tree and retained messages
+//!   (no locks); connections talk to it over one bounded channel and it
+//!   answers through per-connection outboxes whose length it bounds
+//!   (in-flight window + queue for QoS 1/2, a counter for QoS 0).
+//! - One broker thread by default ([`BrokerConfig::worker_threads`]), as
+//!   Mosquitto: requests from different clients are applied in arrival
+//!   order.
+//! - Persistence is an fsynced append-only journal; acks wait for it.
+//!
 //! # Map of the modules
 //! - [`broker`]: `Broker::start(config)`, `local_addr`, `connect_local`, `shutdown`.
 //! - [`config`]: `BrokerConfig` and `Limits`, plain data with defaults.
