@@ -378,3 +378,90 @@ async fn no_matching_subscribers_reason_code() {
     assert_eq!(c.expect_ack(AckKind::PubAck, 1).await.code, 0x10);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn exceeding_our_receive_maximum_disconnects_with_0x93() {
+    let mut config = common::config();
+    config.limits.max_inflight_messages = 2;
+    let broker = start_with(config).await;
+    let (mut c, ack) = Client::connect_with(
+        broker.local_addr().unwrap(),
+        connect_packet(V5, "rmx", true, 60),
+    )
+    .await;
+    assert_eq!(ack.properties.receive_maximum, Some(2));
+    for pkid in 1..=3 {
+        c.send(publish(
+            "t",
+            b"x",
+            QoS::ExactlyOnce,
+            pkid,
+            Properties::default(),
+        ))
+        .await;
+    }
+    let (closed, seen) = c.closed().await;
+    assert!(closed);
+    assert_eq!(
+        seen.last(),
+        Some(&Packet::Disconnect(Disconnect::new(0x93)))
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn session_expiry_interval_is_honoured() {
+    let broker = start().await;
+    let addr = broker.local_addr().unwrap();
+    let with_expiry = |clean: bool, secs: u32| {
+        let mut c = connect_packet(V5, "sei", clean, 60);
+        c.properties.session_expiry_interval = Some(secs);
+        c
+    };
+    let (mut c, _) = Client::connect_with(addr, with_expiry(true, 1)).await;
+    c.subscribe(1, &[("sei", QoS::AtLeastOnce)]).await;
+    c.disconnect().await;
+    let (c, ack) = Client::connect_with(addr, with_expiry(false, 1)).await;
+    assert!(ack.session_present, "within the interval");
+    c.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (c, ack) = Client::connect_with(addr, with_expiry(false, 0)).await;
+    assert!(!ack.session_present, "expired");
+    c.disconnect().await;
+    let (c, ack) = Client::connect_with(addr, with_expiry(false, 0)).await;
+    assert!(
+        !ack.session_present,
+        "expiry 0 ends the session at disconnect"
+    );
+    c.disconnect().await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_delivery_and_reports_unknown_filters() {
+    let broker = start().await;
+    let addr = broker.local_addr().unwrap();
+    let mut c = Client::connect(addr, V5, "unsub", true).await;
+    c.subscribe(1, &[("u/1", QoS::AtMostOnce)]).await;
+    c.send(Packet::Unsubscribe(flowd_broker::codec::Unsubscribe {
+        pkid: 2,
+        properties: Properties::default(),
+        filters: vec!["u/1".into(), "u/none".into()],
+    }))
+    .await;
+    match c.recv().await {
+        Some(Packet::UnsubAck(a)) => assert_eq!((a.pkid, a.codes), (2, vec![0, 0x11])),
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+    let mut p = Client::connect(addr, V5, "unsub-pub", true).await;
+    p.send(publish(
+        "u/1",
+        b"x",
+        QoS::AtMostOnce,
+        0,
+        Properties::default(),
+    ))
+    .await;
+    c.expect_nothing().await;
+    broker.shutdown().await;
+}
