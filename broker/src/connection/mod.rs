@@ -47,7 +47,10 @@ impl ConnContext {
 }
 
 /// Read buffer size per connection (grows for large packets).
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
+/// A read buffer grown past this by a large packet is dropped once empty,
+/// so idle connections stay small.
+const READ_BUFFER_KEEP: usize = 64 * 1024;
 /// How long a connection closed with a DISCONNECT reason keeps reading.
 const LINGER: Duration = Duration::from_secs(2);
 /// How long a closing connection waits for its writer to flush.
@@ -205,6 +208,9 @@ impl Reader<'_> {
                         return End::Error(self.version.is_v5().then(|| e.reason_code()));
                     }
                 }
+            }
+            if rbuf.is_empty() && rbuf.capacity() > READ_BUFFER_KEEP {
+                *rbuf = BytesMut::with_capacity(READ_BUFFER);
             }
             let read = async {
                 match keepalive {

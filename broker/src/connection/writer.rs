@@ -182,7 +182,8 @@ pub async fn run<W: AsyncWrite + Unpin>(
     mut state: WriterState,
     closed: CancellationToken,
 ) {
-    let mut buf = BytesMut::with_capacity(4096);
+    // Allocated on first use; idle connections keep no write buffer.
+    let mut buf = BytesMut::new();
     'outer: while let Some(first) = rx.recv().await {
         buf.clear();
         let mut stop = state.encode(first, &mut buf).await;
@@ -200,6 +201,9 @@ pub async fn run<W: AsyncWrite + Unpin>(
         }
         if stop {
             break;
+        }
+        if buf.capacity() > WRITE_BATCH * 2 {
+            buf = BytesMut::new();
         }
     }
     let _ = wr.flush().await;
