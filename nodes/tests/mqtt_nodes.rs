@@ -452,3 +452,46 @@ async fn invalid_configuration_is_reported_before_starting() {
         assert!(has(node, field), "{node}.{field} missing in {errs:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msg_action_disconnects_and_reconnects_the_shared_connection() {
+    let broker = Mosquitto::start();
+    let flows = json!([
+        tab(),
+        broker_node("b1", broker.port, json!({})),
+        mqtt_out("out", json!({})),
+        mqtt_in("in", "act/#", json!({"datatype": "utf8"})),
+        {"id": "c1", "type": "catch", "z": "t1", "scope": null, "uncaught": false, "wires": [[]]},
+    ]);
+    let mut f = TestFlow::start(&flowd_nodes::registry(), flows)
+        .await
+        .expect("valid flows");
+    wait_connected(&f, "in").await;
+    f.send("out", msg(json!({"action": "disconnect"}))).await;
+    f.observer
+        .wait_until(WAIT, "disconnected status of the other user", |o| {
+            o.statuses()
+                .iter()
+                .rev()
+                .find(|(n, _)| n == "in")
+                .is_some_and(|(_, s)| {
+                    s.text.as_deref() == Some("node-red:common.status.disconnected")
+                })
+        })
+        .await;
+    // Published while disconnected: kept, sent after the reconnect.
+    f.send(
+        "out",
+        msg(json!({"topic": "act/kept", "payload": "k", "qos": 1})),
+    )
+    .await;
+    f.send("out", msg(json!({"action": "connect"}))).await;
+    wait_connected(&f, "in").await;
+    assert_eq!(
+        f.next_from("in").await.msg.payload(),
+        Some(&Value::str("k"))
+    );
+    f.send("out", msg(json!({"action": "explode"}))).await;
+    f.next_from("c1").await;
+    f.stop().await;
+}

@@ -639,7 +639,8 @@ impl Connection {
                     self.lock().connected = false;
                     self.state.send_replace(LinkState::Disconnected);
                 }
-                Ok(LinkEvent::Other) => {}
+                // Room in the request channel may have opened for queued publications.
+                Ok(LinkEvent::Other) => self.flush(),
                 Err(e) => {
                     let (was_connected, wanted) = {
                         let mut inner = self.lock();
