@@ -1,0 +1,291 @@
+//! The seed pipeline through Mosquitto, measured from outside: 100 simulated
+//! sensors publish readings (half of them changing temperature) at a fixed
+//! rate with QoS 0; `flowd run flows/temperature-alert.json` (as a separate
+//! process) turns changes into alerts; a subscriber times each alert against
+//! the reading that caused it.
+//!
+//! Prints, for flowd: RSS idle; p50/p99 latency, CPU ms per 1,000 readings and
+//! RSS at 10,000 readings/s; the highest tried rate with zero loss. Needs
+//! `mosquitto` (scripts/test.sh installs it). Figures are printed, never asserted.
+//!
+//! Run: `cargo bench --bench mqtt_pipeline`.
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SENSORS: usize = 100;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// utime + stime of `pid` in milliseconds, and its RSS in KiB.
+fn cpu_ms_and_rss(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (ticks * 10.0, rss) // USER_HZ = 100
+}
+
+/// Send instants of the changing readings, per sensor, in order.
+type Sent = Arc<Mutex<Vec<Vec<Instant>>>>;
+
+struct RunResult {
+    readings: usize,
+    expected_alerts: usize,
+    alerts: usize,
+    latencies_us: Vec<u64>,
+    cpu_ms: f64,
+    max_rss_kib: u64,
+}
+
+async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut u64) -> RunResult {
+    let sent: Sent = Arc::new(Mutex::new(vec![Vec::new(); SENSORS]));
+    let mut sub_opts = MqttOptions::new(format!("bench-sub-{round}"), "127.0.0.1", port);
+    sub_opts.set_keep_alive(Duration::from_secs(30));
+    let (sub, mut sub_loop) = AsyncClient::new(sub_opts, 100_000);
+    sub.subscribe("alerts/temperature", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    // Wait for SUBACK.
+    loop {
+        if let Ok(Event::Incoming(Packet::SubAck(_))) = sub_loop.poll().await {
+            break;
+        }
+    }
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (lat, rec, sent_c) = (latencies.clone(), received.clone(), sent.clone());
+    let consumer = tokio::spawn(async move {
+        let mut per_sensor: HashMap<usize, usize> = HashMap::new();
+        while let Ok(ev) = sub_loop.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let now = Instant::now();
+                let text = String::from_utf8_lossy(&p.payload);
+                // "Temperature on sensors/<n>/reading changed to ..."
+                let sensor = text.split('/').nth(1).and_then(|s| s.parse::<usize>().ok());
+                if let Some(s) = sensor {
+                    let k = per_sensor.entry(s).or_default();
+                    if let Some(t) = sent_c
+                        .lock()
+                        .unwrap()
+                        .get(s)
+                        .and_then(|v| v.get(*k))
+                        .copied()
+                    {
+                        lat.lock()
+                            .unwrap()
+                            .push(now.duration_since(t).as_micros() as u64);
+                    }
+                    *k += 1;
+                }
+                rec.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+
+    let mut pub_opts = MqttOptions::new(format!("bench-pub-{round}"), "127.0.0.1", port);
+    pub_opts.set_keep_alive(Duration::from_secs(30));
+    let (publisher, mut pub_loop) = AsyncClient::new(pub_opts, 100_000);
+    let driver = tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });
+    let (cpu0, _) = cpu_ms_and_rss(flowd_pid);
+    let total = rate * secs as usize;
+    let per_tick = (rate / 1000).max(1);
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    let mut max_rss = 0;
+    let mut i = 0usize;
+    let mut expected = 0usize;
+    let base = 20.0 + (*round as f64) * 10.0;
+    while i < total {
+        ticker.tick().await;
+        for _ in 0..per_tick.min(total - i) {
+            let s = i % SENSORS;
+            let step = i / SENSORS;
+            // Each sensor changes temperature every second reading.
+            let temperature = base + (step / 2) as f64 * 0.5;
+            let changes = step % 2 == 0;
+            let payload = format!("{{\"temperature\":{temperature},\"humidity\":40,\"ts\":{i}}}");
+            if changes {
+                sent.lock().unwrap()[s].push(Instant::now());
+                expected += 1;
+            }
+            let _ = publisher.try_publish(
+                format!("sensors/{s}/reading"),
+                QoS::AtMostOnce,
+                false,
+                payload,
+            );
+            i += 1;
+        }
+        if i % (rate / 10).max(1) < per_tick {
+            max_rss = max_rss.max(cpu_ms_and_rss(flowd_pid).1);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while received.load(std::sync::atomic::Ordering::Relaxed) < expected
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (cpu1, rss) = cpu_ms_and_rss(flowd_pid);
+    consumer.abort();
+    driver.abort();
+    *round += 1;
+    let latencies_us = std::mem::take(&mut *latencies.lock().unwrap());
+    RunResult {
+        readings: total,
+        expected_alerts: expected,
+        alerts: received.load(std::sync::atomic::Ordering::Relaxed),
+        latencies_us,
+        cpu_ms: cpu1 - cpu0,
+        max_rss_kib: max_rss.max(rss),
+    }
+}
+
+fn percentile(v: &mut [u64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("flowd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"),
+    )
+    .unwrap();
+    let _mosquitto = Proc(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .or_else(|_| {
+                Command::new("/usr/sbin/mosquitto")
+                    .arg("-c")
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+            })
+            .expect("mosquitto"),
+    );
+    wait_port(port);
+
+    // The repo's seed pipeline, pointed at this Mosquitto, QoS 0.
+    let flows_path = concat!(env!("CARGO_MANIFEST_DIR"), "/flows/temperature-alert.json");
+    let mut flows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(flows_path).unwrap()).unwrap();
+    for n in flows.as_array_mut().unwrap() {
+        match n["type"].as_str() {
+            Some("mqtt-broker") => n["port"] = serde_json::json!(port.to_string()),
+            Some("mqtt in") | Some("mqtt out") => n["qos"] = serde_json::json!("0"),
+            _ => {}
+        }
+    }
+    let bench_flows = dir.join("flows.json");
+    std::fs::write(&bench_flows, flows.to_string()).unwrap();
+    let flowd = Proc(
+        Command::new(env!("CARGO_BIN_EXE_flowd"))
+            .args(["run", "--quiet"])
+            .arg(&bench_flows)
+            .env("FLOWD_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("flowd"),
+    );
+    let pid = flowd.0.id();
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, idle_rss) = cpu_ms_and_rss(pid);
+    println!("flowd RSS idle: {:.1} MB", idle_rss as f64 / 1024.0);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut round = 0;
+        let mut r = run_rate(port, pid, 10_000, 3, &mut round).await;
+        println!(
+            "10,000 readings/s for 3 s: {} readings, {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms, flowd CPU {:.2} ms per 1,000 readings, RSS {:.1} MB",
+            r.readings,
+            r.alerts,
+            r.expected_alerts,
+            percentile(&mut r.latencies_us, 0.5),
+            percentile(&mut r.latencies_us, 0.99),
+            r.cpu_ms * 1000.0 / r.readings as f64,
+            r.max_rss_kib as f64 / 1024.0
+        );
+        let mut best = 0;
+        let mut peak_rss = r.max_rss_kib;
+        for rate in [20_000, 40_000, 60_000, 80_000, 100_000] {
+            let r = run_rate(port, pid, rate, 2, &mut round).await;
+            peak_rss = peak_rss.max(r.max_rss_kib);
+            let lossless = r.alerts == r.expected_alerts;
+            println!(
+                "{rate} readings/s: {}/{} alerts{}, flowd CPU {:.2} ms per 1,000 readings",
+                r.alerts,
+                r.expected_alerts,
+                if lossless { "" } else { " (loss)" },
+                r.cpu_ms * 1000.0 / r.readings as f64
+            );
+            if !lossless {
+                break;
+            }
+            best = rate;
+        }
+        println!("highest rate with zero loss: {best} readings/s; flowd peak RSS {:.1} MB", peak_rss as f64 / 1024.0);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
