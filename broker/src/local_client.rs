@@ -467,6 +467,11 @@ impl LocalReceiver {
         }
         let mut properties = MessageProperties::from_properties(&d.message.properties);
         properties.subscription_identifiers = d.subscription_ids;
+        // The expiry interval left, as a network client would be told.
+        if let Some(at) = d.message.expires_at {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            properties.message_expiry_interval = Some(left.as_secs_f64().ceil() as u32);
+        }
         Some(LocalMessage {
             topic: d.message.topic.clone(),
             payload: d.message.payload.clone(),
