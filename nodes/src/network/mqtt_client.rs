@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// Capacity of the request channel between the clients and the event loop.
 pub const REQUEST_CHANNEL_CAPACITY: usize = 64;
+/// Shortest keep-alive rumqttc's MQTT 5 client accepts, in seconds.
+const V5_MIN_KEEPALIVE: u16 = 5;
 /// Largest packet accepted or sent (MQTT's own limit).
 const MAX_PACKET_SIZE: usize = 268_435_455;
 /// QoS 1/2 publications in flight each way: outgoing ones before the event
@@ -205,6 +207,12 @@ pub fn open(o: &ClientOptions) -> (Client, EventLoop) {
         }
         Protocol::V5 => {
             let mut m = rumqttc::v5::MqttOptions::new(&o.client_id, &o.host, o.port);
+            // rumqttc's MQTT 5 client needs at least 5 s and cannot turn keep-alive
+            // off: 0 becomes the longest interval MQTT allows.
+            let keepalive = match o.keepalive {
+                0 => Duration::from_secs(u64::from(u16::MAX)),
+                k => Duration::from_secs(u64::from(k.max(V5_MIN_KEEPALIVE))),
+            };
             m.set_keep_alive(keepalive)
                 .set_clean_start(o.clean)
                 .set_manual_acks(true)
@@ -416,6 +424,41 @@ impl EventLoop {
                     Event::Outgoing(Outgoing::Disconnect) => Ok(LinkEvent::DisconnectSent),
                     _ => Ok(LinkEvent::Other),
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(protocol: Protocol, keepalive: u16) -> ClientOptions {
+        ClientOptions {
+            host: "127.0.0.1".into(),
+            port: 1,
+            client_id: "c".into(),
+            protocol,
+            keepalive,
+            clean: false,
+            session_expiry: Some(60),
+            user_props: vec![("k".into(), "v".into())],
+            credentials: Some(("u".into(), "p".into())),
+            will: Some(Announcement {
+                topic: "w".into(),
+                payload: Bytes::from_static(b"x"),
+                qos: 1,
+                retain: true,
+            }),
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn every_keepalive_opens_a_client() {
+        for protocol in [Protocol::V4, Protocol::V5] {
+            for keepalive in [0, 1, 4, 5, 60, u16::MAX] {
+                let _ = open(&options(protocol, keepalive));
             }
         }
     }
