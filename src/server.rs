@@ -8,6 +8,7 @@ use crate::headless::print_errors;
 use anyhow::Context;
 use flowd_broker::{Broker, BrokerConfig};
 use flowd_editor::comms::CommsHub;
+use flowd_editor::credentials::CredentialStore;
 use flowd_editor::storage::FlowStorage;
 use flowd_editor::{app, EditorState};
 use flowd_engine::flows::{from_json, parse_text};
@@ -70,7 +71,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Ok(d) => d,
         Err(e) => return invalid(storage.path(), &ValidationErrors(vec![e])),
     };
-    let (set, structural) = from_json(doc);
+    let (mut set, structural) = from_json(doc);
+    let secret = CredentialStore::user_dir_secret(&user_dir)?;
+    let cred_store = CredentialStore::new(user_dir.join("flows_cred.json"), Some(&secret));
+    let mut stored = cred_store.load()?;
+    // Credentials written inline in flows.json (an imported export) win.
+    for (id, c) in std::mem::take(&mut set.credentials) {
+        stored.entry(id).or_default().extend(c);
+    }
+    set.credentials = stored;
     let registry = Arc::new(flowd_nodes::registry());
     let prepared = match prepare(&registry, set.clone(), structural) {
         Ok(p) => p,
@@ -93,7 +102,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let server = if args.no_editor {
             None
         } else {
-            let state = Arc::new(EditorState::new(runtime.clone(), registry, Some(storage), &set, comms));
+            let state =
+                Arc::new(EditorState::new(runtime.clone(), registry, Some(storage), &set, comms).with_credentials(cred_store));
             let listener = tokio::net::TcpListener::bind(args.http)
                 .await
                 .with_context(|| format!("cannot listen on {}", args.http))?;

@@ -8,10 +8,12 @@
 //! - [`comms`]: the `/comms` websocket (debug, status, notifications), bounded per client.
 //! - `origin`: refuses cross-origin writes; no CORS header is ever sent.
 //! - [`storage`]: flows.json written atomically with a backup.
+//! - [`credentials`]: flows_cred.json, encrypted as Node-RED encrypts it.
 //! - [`error`]: `{code, message}` error answers.
 
 mod api;
 pub mod comms;
+pub mod credentials;
 mod debug_encoding;
 pub mod error;
 mod origin;
@@ -45,6 +47,7 @@ pub struct EditorState {
     pub(crate) registry: Arc<Registry>,
     pub(crate) storage: Option<FlowStorage>,
     pub(crate) comms: Arc<comms::CommsHub>,
+    pub(crate) credentials: Option<credentials::CredentialStore>,
     /// Held for the whole of a deploy, so deploys apply one at a time.
     pub(crate) deployed: tokio::sync::Mutex<Deployed>,
 }
@@ -84,12 +87,21 @@ impl EditorState {
             registry,
             storage,
             comms,
+            credentials: None,
             deployed: tokio::sync::Mutex::new(Deployed {
                 rev: revision(&flows),
                 flows,
                 credentials: initial.credentials.clone(),
             }),
         }
+    }
+}
+
+impl EditorState {
+    /// Saves credentials of every deploy to `store` (flows_cred.json).
+    pub fn with_credentials(mut self, store: credentials::CredentialStore) -> Self {
+        self.credentials = Some(store);
+        self
     }
 }
 
@@ -107,6 +119,7 @@ pub fn app(state: Arc<EditorState>) -> Router {
         .route("/nodes", get(api::catalog::nodes))
         .route("/flowd/nodes", get(api::catalog::descriptors))
         .route("/settings", get(api::catalog::settings))
+        .route("/credentials/{type}/{id}", get(api::flows::get_credentials))
         .route("/comms", get(api::comms::websocket))
         .layer(axum::middleware::from_fn(
             origin::refuse_cross_origin_writes,

@@ -465,3 +465,86 @@ async fn comms_websocket_replays_retained_and_streams_debug() {
     assert_eq!(frame[0]["data"]["msg"], "hello");
     assert_eq!(frame[0]["data"]["format"], "string[5]");
 }
+
+#[tokio::test]
+async fn credentials_are_encrypted_and_never_returned() {
+    let registry = Arc::new(flowd_nodes::registry());
+    let flows = json!([
+        {"id":"t1","type":"tab","label":"Flow 1"},
+        {"id":"b1","type":"mqtt-broker","broker":"127.0.0.1","port":"1","autoConnect":false}
+    ]);
+    let (set, _) = flowd_engine::flows::from_json(flows.clone());
+    let runtime = Arc::new(Runtime::start(
+        prepare_json(&registry, flows.clone()).unwrap(),
+        RuntimeOptions::default(),
+    ));
+    let dir = std::env::temp_dir().join(format!(
+        "flowd-api-cred-{}-{}",
+        std::process::id(),
+        fastid()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = flowd_editor::credentials::CredentialStore::new(
+        dir.join("flows_cred.json"),
+        Some("secret"),
+    );
+    let state = EditorState::new(
+        runtime,
+        registry,
+        Some(FlowStorage::new(dir.join("flows.json"))),
+        &set,
+        CommsHub::new(),
+    )
+    .with_credentials(store.clone());
+    let router = app(Arc::new(state));
+    let h = Harness {
+        router,
+        observer: Arc::new(RecordingObserver::default()),
+        comms: CommsHub::new(),
+        dir: dir.clone(),
+    };
+
+    let mut with_creds = flows.clone();
+    with_creds[1]["credentials"] = json!({"user":"alice","password":"hunter2"});
+    let (s, v, _) = call(
+        &h,
+        post(
+            "/flows",
+            json!({"flows": with_creds}),
+            &[("node-red-api-version", "v2")],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, got, _) = call(&h, get("/flows")).await;
+    assert!(
+        !got.to_string().contains("hunter2") && !got.to_string().contains("alice"),
+        "{got}"
+    );
+    let (_, c, _) = call(&h, get("/credentials/mqtt-broker/b1")).await;
+    assert_eq!(c, json!({"user":"alice","has_password":true}));
+    for f in ["flows.json", "flows_cred.json"] {
+        let raw = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(!raw.contains("hunter2"), "{f}: {raw}");
+    }
+    assert_eq!(store.load().unwrap()["b1"]["password"], "hunter2");
+
+    // "__PWRD__" keeps the stored password; a deploy without credentials keeps them too.
+    let mut unchanged = flows.clone();
+    unchanged[1]["credentials"] = json!({"user":"bob","password":"__PWRD__"});
+    call(
+        &h,
+        post(
+            "/flows",
+            json!({"flows": unchanged}),
+            &[("node-red-api-version", "v2")],
+        ),
+    )
+    .await;
+    call(&h, post("/flows", flows.clone(), &[])).await;
+    let kept = store.load().unwrap();
+    assert_eq!(
+        (kept["b1"]["user"].as_str(), kept["b1"]["password"].as_str()),
+        (Some("bob"), Some("hunter2"))
+    );
+}

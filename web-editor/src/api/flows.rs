@@ -165,6 +165,11 @@ pub async fn post_flows(
             .map_err(|e| ApiError::internal("cannot save the flows file", e))?;
     }
     let credentials = set.credentials.clone();
+    if let Some(store) = &st.credentials {
+        store
+            .save(&credentials)
+            .map_err(|e| ApiError::internal("cannot save the credentials file", e))?;
+    }
     match st
         .runtime
         .deploy(&st.registry, set, structural, deploy_type)
@@ -187,4 +192,29 @@ pub async fn post_flows(
         ApiVersion::V1 => StatusCode::NO_CONTENT.into_response(),
         ApiVersion::V2 => Json(json!({"rev": deployed.rev})).into_response(),
     })
+}
+
+/// `GET /credentials/:type/:id`: a node's credentials without secrets:
+/// password fields become `has_<field>: true|false`.
+pub async fn get_credentials(
+    State(st): State<Arc<EditorState>>,
+    axum::extract::Path((type_name, id)): axum::extract::Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let node_type = st
+        .registry
+        .get(&type_name)
+        .ok_or_else(|| ApiError::not_found(format!("unknown node type \"{type_name}\"")))?;
+    let deployed = st.deployed.lock().await;
+    let stored = deployed.credentials.get(&id);
+    let mut out = Map::new();
+    for field in node_type.descriptor().credentials {
+        let value = stored.and_then(|c| c.get(&field.name));
+        if field.kind == flowd_engine::registry::PropertyKind::Password {
+            let set = value.and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+            out.insert(format!("has_{}", field.name), Value::Bool(set));
+        } else if let Some(v) = value {
+            out.insert(field.name.clone(), v.clone());
+        }
+    }
+    Ok(Json(Value::Object(out)))
 }
