@@ -36,18 +36,29 @@ pub struct ServerArgs {
     /// User directory: flows.json, broker state (default ~/.flowd).
     #[arg(long, value_name = "DIR", env = "FLOWD_USER_DIR")]
     pub user_dir: Option<PathBuf>,
-    /// Admin API address.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP, env = "FLOWD_HTTP")]
-    pub http: SocketAddr,
-    /// Embedded broker's MQTT address.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_MQTT, env = "FLOWD_MQTT")]
-    pub mqtt: SocketAddr,
+    /// Admin API address [default: 127.0.0.1:1880, or flowd.toml's http.addr].
+    #[arg(long, value_name = "ADDR", env = "FLOWD_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Embedded broker's MQTT address [default: 127.0.0.1:1883, or flowd.toml's broker.addr].
+    #[arg(long, value_name = "ADDR", env = "FLOWD_MQTT")]
+    pub mqtt: Option<SocketAddr>,
+    /// Secret that encrypts flows_cred.json [default: flowd.toml's credentials.secret, else generated].
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "FLOWD_CREDENTIAL_SECRET",
+        hide_env_values = true
+    )]
+    pub credential_secret: Option<String>,
     /// Do not start the embedded broker.
     #[arg(long)]
     pub no_broker: bool,
     /// Do not start the admin API.
     #[arg(long)]
     pub no_editor: bool,
+    /// Allow the admin API on a non-loopback address without authentication.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Subcommand)]

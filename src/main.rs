@@ -14,6 +14,7 @@ mod cli;
 mod deploy;
 mod headless;
 mod server;
+mod settings;
 
 /// mimalloc: markedly faster than the system allocator for the many small,
 /// short-lived allocations of message processing.

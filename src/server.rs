@@ -2,9 +2,11 @@
 //! runtime on the user directory, like `node-red` and `mosquitto` together.
 
 use crate::cli::{
-    export_mqtt_port, tokio_runtime, wait_for_shutdown_signal, ServerArgs, EXIT_INVALID,
+    export_mqtt_port, tokio_runtime, wait_for_shutdown_signal, ServerArgs, DEFAULT_HTTP,
+    DEFAULT_MQTT, EXIT_INVALID,
 };
 use crate::headless::print_errors;
+use crate::settings;
 use anyhow::Context;
 use flowd_broker::{Broker, BrokerConfig};
 use flowd_editor::comms::CommsHub;
@@ -36,24 +38,64 @@ fn default_user_dir() -> PathBuf {
 
 /// Starts the embedded broker on `addr` (persistent under `dir` when given).
 pub async fn start_broker(addr: SocketAddr, dir: Option<&Path>) -> anyhow::Result<Broker> {
-    let config = BrokerConfig {
+    start_configured_broker(BrokerConfig {
         mqtt: Some(addr),
         persistence_dir: dir.map(|d| d.join("broker")),
         ..BrokerConfig::default()
-    };
-    let broker = Broker::start(config)
-        .await
-        .with_context(|| format!("cannot start the MQTT broker on {addr}"))?;
-    tracing::info!(addr = %broker.local_addr().unwrap_or(addr), "MQTT broker listening.");
+    })
+    .await
+}
+
+/// Starts the embedded broker with `config`.
+pub async fn start_configured_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
+    let addr = config.mqtt;
+    let broker = Broker::start(config).await.with_context(|| {
+        format!(
+            "cannot start the MQTT broker on {}",
+            addr.map(|a| a.to_string()).unwrap_or_default()
+        )
+    })?;
+    if let Some(a) = broker.local_addr() {
+        tracing::info!(addr = %a, "MQTT broker listening.");
+    }
     Ok(broker)
 }
 
 /// Runs flowd until SIGINT/SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    export_mqtt_port(args.mqtt.port());
     let user_dir = args.user_dir.clone().unwrap_or_else(default_user_dir);
     std::fs::create_dir_all(&user_dir)
         .with_context(|| format!("cannot create {}", user_dir.display()))?;
+    let file = settings::load(&user_dir)?;
+    let http = settings::pick_addr(
+        "http.addr",
+        args.http,
+        file.http.addr.as_deref(),
+        DEFAULT_HTTP,
+    )?;
+    let mqtt = settings::pick_addr(
+        "broker.addr",
+        args.mqtt,
+        file.broker.addr.as_deref(),
+        DEFAULT_MQTT,
+    )?;
+    let ws = file
+        .broker
+        .ws
+        .as_deref()
+        .map(|w| settings::address("broker.ws", w))
+        .transpose()?;
+    let broker_enabled = !args.no_broker && file.broker.enabled.unwrap_or(true);
+    if !args.no_editor && !http.ip().is_loopback() {
+        if !args.insecure {
+            anyhow::bail!(
+                "refusing to serve the admin API on {http} without authentication: \
+                 bind it to 127.0.0.1, or pass --insecure to expose it anyway"
+            );
+        }
+        tracing::warn!(addr = %http, "The admin API is reachable from the network WITHOUT authentication (--insecure).");
+    }
+    export_mqtt_port(mqtt.port());
     let storage = FlowStorage::new(user_dir.join("flows.json"));
     let text = match storage
         .load()
@@ -72,7 +114,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return invalid(storage.path(), &ValidationErrors(vec![e])),
     };
     let (mut set, structural) = from_json(doc);
-    let secret = CredentialStore::user_dir_secret(&user_dir)?;
+    let secret = match args
+        .credential_secret
+        .clone()
+        .or(file.credentials.secret.clone())
+    {
+        Some(s) if s.is_empty() => anyhow::bail!("invalid setting credentials.secret: empty"),
+        Some(s) => s,
+        None => CredentialStore::user_dir_secret(&user_dir)?,
+    };
     let cred_store = CredentialStore::new(user_dir.join("flows_cred.json"), Some(&secret));
     let mut stored = cred_store.load()?;
     // Credentials written inline in flows.json (an imported export) win.
@@ -86,10 +136,31 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Err(errors) => return invalid(storage.path(), &errors),
     };
     tokio_runtime()?.block_on(async move {
-        let broker = if args.no_broker {
-            None
+        let broker = if broker_enabled {
+            let config = BrokerConfig {
+                mqtt: Some(mqtt),
+                ws,
+                password_file: file
+                    .broker
+                    .password_file
+                    .as_deref()
+                    .map(|p| settings::in_dir(&user_dir, p)),
+                acl_file: file
+                    .broker
+                    .acl_file
+                    .as_deref()
+                    .map(|p| settings::in_dir(&user_dir, p)),
+                max_keepalive: file.broker.max_keepalive,
+                persistence_dir: file
+                    .broker
+                    .persistence
+                    .unwrap_or(true)
+                    .then(|| user_dir.join("broker")),
+                ..BrokerConfig::default()
+            };
+            Some(start_configured_broker(config).await?)
         } else {
-            Some(start_broker(args.mqtt, Some(&user_dir)).await?)
+            None
         };
         let comms = CommsHub::new();
         let observer: Arc<dyn RuntimeObserver> = if args.no_editor {
@@ -97,17 +168,25 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         } else {
             comms.clone()
         };
-        let runtime = Arc::new(Runtime::start(prepared, RuntimeOptions { observer, tap: None }));
+        let runtime = Arc::new(Runtime::start(
+            prepared,
+            RuntimeOptions {
+                observer,
+                tap: None,
+            },
+        ));
         tracing::info!(flows = %storage.path().display(), "Started flows.");
         let server = if args.no_editor {
             None
         } else {
-            let state =
-                Arc::new(EditorState::new(runtime.clone(), registry, Some(storage), &set, comms).with_credentials(cred_store));
-            let listener = tokio::net::TcpListener::bind(args.http)
+            let state = Arc::new(
+                EditorState::new(runtime.clone(), registry, Some(storage), &set, comms)
+                    .with_credentials(cred_store),
+            );
+            let listener = tokio::net::TcpListener::bind(http)
                 .await
-                .with_context(|| format!("cannot listen on {}", args.http))?;
-            tracing::info!(addr = %listener.local_addr().unwrap_or(args.http), "Admin API listening.");
+                .with_context(|| format!("cannot listen on {http}"))?;
+            tracing::info!(addr = %listener.local_addr().unwrap_or(http), "Admin API listening.");
             Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app(state)).await {
                     tracing::error!(error = %e, "Admin API stopped.");

@@ -231,3 +231,70 @@ fn flowd_broker_alone_relays_messages() {
         "{log}"
     );
 }
+
+#[test]
+fn settings_come_from_flowd_toml_and_bad_ones_stop_the_start() {
+    let dir = tempdir("settings");
+    std::fs::write(
+        dir.join("flowd.toml"),
+        "[broker]\nmax_keepalive = \"soon\"\n",
+    )
+    .unwrap();
+    let out = flowd()
+        .args(["--user-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_keepalive"), "{err}");
+
+    std::fs::write(dir.join("flowd.toml"), "[http]\naddr = \"localhost\"\n").unwrap();
+    let out = flowd()
+        .args(["--user-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid setting http.addr"));
+
+    let (http, mqtt) = (free_port(), free_port());
+    std::fs::write(
+        dir.join("flowd.toml"),
+        format!("[http]\naddr = \"127.0.0.1:{http}\"\n[broker]\naddr = \"127.0.0.1:{mqtt}\"\npersistence = false\n"),
+    )
+    .unwrap();
+    let child = flowd()
+        .args(["--user-dir", dir.to_str().unwrap()])
+        .env_remove("FLOWD_HTTP")
+        .env_remove("FLOWD_MQTT")
+        .env_remove("FLOWD_MQTT_PORT")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(Some(child));
+    wait_for_port(http);
+    wait_for_port(mqtt);
+    assert!(
+        !dir.join("broker").exists(),
+        "persistence = false keeps no broker state"
+    );
+    assert!(running.stop("INT").status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_admin_api_stays_on_loopback_unless_insecure() {
+    let dir = tempdir("insecure");
+    let out = flowd()
+        .args([
+            "--user-dir",
+            dir.to_str().unwrap(),
+            "--http",
+            "0.0.0.0:0",
+            "--no-broker",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without authentication"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
