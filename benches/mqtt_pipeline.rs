@@ -256,6 +256,20 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut round = 0;
+        // `-- --latency-only RATE`: one run at RATE, for latency studies.
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(i) = args.iter().position(|a| a == "--latency-only") {
+            let rate = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(1000);
+            let mut r = run_rate(port, pid, rate, 3, &mut round).await;
+            println!(
+                "{rate} readings/s: {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms",
+                r.alerts,
+                r.expected_alerts,
+                percentile(&mut r.latencies_us, 0.5),
+                percentile(&mut r.latencies_us, 0.99)
+            );
+            return;
+        }
         let mut r = run_rate(port, pid, 10_000, 3, &mut round).await;
         println!(
             "10,000 readings/s for 3 s: {} readings, {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms, flowd CPU {:.2} ms per 1,000 readings, RSS {:.1} MB",
