@@ -10,7 +10,8 @@
 //! order after the next connect.
 
 use super::mqtt_client::{
-    self, Announcement, Client, ClientOptions, EventLoop, LinkEvent, OutProps, Received, SubOptions,
+    self, Announcement, Client, ClientOptions, EventLoop, LinkEvent, OutProps, RawPublish,
+    Received, SubOptions,
 };
 use super::mqtt_message::{node_red_topic_matches, Publication};
 use flowd_engine::node::Status;
@@ -121,18 +122,23 @@ impl Drop for Delivery {
     }
 }
 
-/// Acknowledges a received QoS 1/2 publication when the last copy is gone.
-/// When a copy was abandoned, the acknowledgement waits
-/// [`ABANDONED_ACK_DELAY`] and is skipped if the connection closed meanwhile
-/// (flowd stopping: a persistent session gets the publication again); on a
-/// connection that stays up it is sent, so the broker's in-flight window
-/// does not fill with publications no node will take.
+/// Acknowledges a received QoS 1/2 publication when the last copy is gone,
+/// in the order the publications arrived (a broker such as Mosquitto
+/// redelivers out of order when acknowledgements come out of order).
+/// When a copy was abandoned, its acknowledgement is left out of the order;
+/// it waits [`ABANDONED_ACK_DELAY`] and is skipped if the connection closed
+/// meanwhile (flowd stopping: a persistent session gets the publication
+/// again); on a connection that stays up it is sent, so the broker's
+/// in-flight window does not fill with publications no node will take.
 pub struct AckOnDrop {
     /// The publication.
     pub publication: Received,
     client: Client,
     abandoned: AtomicBool,
     closed: Arc<AtomicBool>,
+    acks: Arc<Mutex<AckOrder>>,
+    /// Generation and sequence number in [`AckOrder`] (QoS 1/2 only).
+    slot: Option<(u64, u64)>,
 }
 
 impl Drop for AckOnDrop {
@@ -140,10 +146,29 @@ impl Drop for AckOnDrop {
         let Some(packet) = self.publication.packet.take() else {
             return;
         };
-        if packet.qos() == 0 {
+        let Some((generation, seq)) = self.slot else {
             return;
-        }
-        if self.abandoned.load(Ordering::SeqCst) {
+        };
+        let abandoned = self.abandoned.load(Ordering::SeqCst);
+        let late = {
+            let mut order = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+            if order.generation != generation {
+                return; // received on an earlier connection
+            }
+            let entry = order.waiting.iter_mut().find(|(s, _)| *s == seq);
+            match (entry, abandoned) {
+                (Some(e), false) => {
+                    e.1 = AckState::Ready(packet);
+                    None
+                }
+                (Some(e), true) => {
+                    e.1 = AckState::Skip;
+                    Some(packet)
+                }
+                (None, _) => None,
+            }
+        };
+        if let Some(packet) = late {
             let (client, closed) = (self.client.clone(), self.closed.clone());
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
@@ -153,12 +178,43 @@ impl Drop for AckOnDrop {
                     }
                 });
             }
-            return;
         }
-        if !self.client.try_ack(&packet) {
-            let client = self.client.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { client.ack(&packet).await });
+        pump_acks(&self.acks, &self.client);
+    }
+}
+
+/// What a received QoS 1/2 publication waits for.
+enum AckState {
+    /// Some node still has it.
+    Waiting,
+    /// Taken: acknowledge in turn.
+    Ready(RawPublish),
+    /// Abandoned: not acknowledged in turn.
+    Skip,
+}
+
+/// Received QoS 1/2 publications of the current connection, in arrival order.
+#[derive(Default)]
+pub struct AckOrder {
+    generation: u64,
+    next_seq: u64,
+    waiting: VecDeque<(u64, AckState)>,
+}
+
+/// Sends the acknowledgements that are due, in order, while the client has room.
+fn pump_acks(acks: &Mutex<AckOrder>, client: &Client) {
+    let mut order = acks.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some((_, state)) = order.waiting.front() {
+        match state {
+            AckState::Waiting => break,
+            AckState::Skip => {
+                order.waiting.pop_front();
+            }
+            AckState::Ready(packet) => {
+                if !client.try_ack(packet) {
+                    break; // the poll loop pumps again after its next event
+                }
+                order.waiting.pop_front();
             }
         }
     }
@@ -213,6 +269,7 @@ pub struct Connection {
     wake: Notify,
     next_id: AtomicU64,
     closed: Arc<AtomicBool>,
+    acks: Arc<Mutex<AckOrder>>,
 }
 
 impl Connection {
@@ -226,6 +283,7 @@ impl Connection {
             wake: Notify::new(),
             next_id: AtomicU64::new(1),
             closed: Arc::new(AtomicBool::new(false)),
+            acks: Arc::new(Mutex::new(AckOrder::default())),
         }
     }
 
@@ -478,9 +536,11 @@ impl Connection {
         }
     }
 
-    /// Moves queued publications to the client while it has room.
+    /// Moves queued publications to the client while it has room, and sends
+    /// the acknowledgements that are due.
     fn flush(&self) {
         let mut inner = self.lock();
+        let client = inner.client.clone();
         let mut moved = false;
         while inner.connected {
             let Some(q) = inner.queue.pop_front() else {
@@ -507,6 +567,9 @@ impl Connection {
         if moved {
             self.room.notify_waiters();
         }
+        if let Some(c) = client {
+            pump_acks(&self.acks, &c);
+        }
     }
 
     async fn complete(tickets: Vec<Ticket>) {
@@ -521,6 +584,12 @@ impl Connection {
     }
 
     fn on_connected(&self) {
+        {
+            // Acknowledgements still due belong to the previous connection.
+            let mut order = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+            order.generation += 1;
+            order.waiting.clear();
+        }
         let mut inner = self.lock();
         inner.connected = true;
         if let Some(client) = inner.client.clone() {
@@ -562,11 +631,20 @@ impl Connection {
                 .collect()
         };
         let qos0 = received.qos == 0;
+        let slot = (received.qos > 0).then(|| {
+            let mut order = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+            let seq = order.next_seq;
+            order.next_seq += 1;
+            order.waiting.push_back((seq, AckState::Waiting));
+            (order.generation, seq)
+        });
         let received = Arc::new(AckOnDrop {
             publication: received,
             client,
             abandoned: AtomicBool::new(false),
             closed: self.closed.clone(),
+            acks: self.acks.clone(),
+            slot,
         });
         for (subscription, tx, backlog) in targets {
             // QoS 0 has no acknowledgement to hold the broker back: wait
