@@ -3,6 +3,7 @@
 
 mod mqtt_support;
 
+use flowd_engine::testing::TestFlow;
 use flowd_nodes::network::mqtt_client::{ClientOptions, Protocol, SubOptions};
 use flowd_nodes::network::mqtt_connection::{Connection, ConnectionSettings, LinkState};
 use mqtt_support::{Mosquitto, PersistentObserver, Publisher, WAIT};
@@ -94,4 +95,43 @@ async fn publications_not_taken_by_the_flow_come_back_after_a_crash() {
         }
     }
     assert_eq!(got, ["2", "3", "4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_session_gets_what_was_published_while_flowd_was_stopped() {
+    let broker = Mosquitto::start();
+    let flows = serde_json::json!([
+        {"id": "t1", "type": "tab", "label": "persist"},
+        mqtt_support::broker_node("b1", broker.port, serde_json::json!({
+            "clientid": "flowd-persistent", "cleansession": false, "autoUnsubscribe": false
+        })),
+        {"id": "in", "type": "mqtt in", "z": "t1", "topic": "p/#", "qos": "1",
+         "datatype": "utf8", "broker": "b1", "wires": [[]]},
+    ]);
+    let f = TestFlow::start(&flowd_nodes::registry(), flows.clone())
+        .await
+        .expect("valid flows");
+    mqtt_support::wait_connected(&f, "in").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.stop().await;
+    let p = Publisher::connect(broker.port).await;
+    for i in 0..5 {
+        p.publish("p/n", i.to_string(), 1, false).await;
+    }
+    let mut f = TestFlow::start(&flowd_nodes::registry(), flows)
+        .await
+        .expect("valid flows");
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let s = f.next_from("in").await;
+        got.push(
+            s.msg
+                .payload()
+                .and_then(flowd_engine::Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(got, ["0", "1", "2", "3", "4"]);
+    f.stop().await;
 }
