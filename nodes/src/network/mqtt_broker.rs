@@ -239,6 +239,12 @@ impl NodeType for MqttBrokerType {
                 },
                 json!(""),
             ))
+            .prop(Prop::new(
+                "verifyservercert",
+                "Verify server certificate (without a TLS configuration)",
+                Kind::Bool,
+                json!(false),
+            ))
             .prop(text_prop("clientid", "Client ID", json!("")))
             .prop(Prop::new(
                 "protocolVersion",
