@@ -495,3 +495,48 @@ async fn msg_action_disconnects_and_reconnects_the_shared_connection() {
     f.next_from("c1").await;
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_msg_broker_moves_the_connection() {
+    let first = Mosquitto::start();
+    let second = Mosquitto::start();
+    let flows = json!([
+        tab(),
+        broker_node("b1", first.port, json!({})),
+        mqtt_out("out", json!({"topic": "mv/x", "qos": "1"})),
+        {"id": "c1", "type": "catch", "z": "t1", "scope": null, "uncaught": false, "wires": [[]]},
+    ]);
+    let mut on_first = Observer::subscribe(first.port, "mv/#").await;
+    let mut on_second = Observer::subscribe(second.port, "mv/#").await;
+    let mut f = TestFlow::start(&flowd_nodes::registry(), flows)
+        .await
+        .expect("valid flows");
+    wait_connected(&f, "out").await;
+    f.send("out", msg(json!({"payload": "one"}))).await;
+    assert_eq!(on_first.next().await.payload.as_ref(), b"one");
+    // Connected: msg.broker needs force.
+    f.send(
+        "out",
+        msg(json!({"action": "connect", "broker": {"port": second.port}})),
+    )
+    .await;
+    let caught = f.next_from("c1").await;
+    assert_eq!(
+        caught
+            .msg
+            .get_path(&flowd_engine::value::path::Path::parse("error.message").expect("path")),
+        Some(&Value::str("already connected"))
+    );
+    f.send(
+        "out",
+        msg(json!({"action": "connect", "broker": {"broker": "127.0.0.1", "port": second.port, "force": true}})),
+    )
+    .await;
+    f.send("out", msg(json!({"payload": "two"}))).await;
+    assert_eq!(on_second.next().await.payload.as_ref(), b"two");
+    assert!(on_first
+        .next_within(Duration::from_millis(200))
+        .await
+        .is_none());
+    f.stop().await;
+}

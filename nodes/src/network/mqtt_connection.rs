@@ -270,12 +270,15 @@ pub struct Connection {
     next_id: AtomicU64,
     closed: Arc<AtomicBool>,
     acks: Arc<Mutex<AckOrder>>,
+    /// Client options in use (`msg.broker` of a `connect` action changes them).
+    options: Mutex<ClientOptions>,
 }
 
 impl Connection {
     /// A connection that opens when the first user starts.
     pub fn new(settings: ConnectionSettings) -> Connection {
         Connection {
+            options: Mutex::new(settings.client.clone()),
             settings,
             inner: Mutex::new(Inner::default()),
             state: watch::channel(LinkState::Disconnected).0,
@@ -294,6 +297,57 @@ impl Connection {
     /// The settings.
     pub fn settings(&self) -> &ConnectionSettings {
         &self.settings
+    }
+
+    /// The client options in use.
+    pub fn options(&self) -> MutexGuard<'_, ClientOptions> {
+        self.options.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `connect` action of mqtt in / mqtt out: with `overrides`
+    /// (`msg.broker`) the connection is reopened with changed options, which
+    /// needs `force` when it is connected.
+    pub async fn connect_action(
+        self: &Arc<Self>,
+        overrides: Option<&flowd_engine::Object>,
+    ) -> Result<(), String> {
+        let Some(o) = overrides else {
+            self.connect();
+            return Ok(());
+        };
+        let force = o.get("force").is_some_and(flowd_engine::Value::is_truthy);
+        if self.is_connected() && !force {
+            return Err("already connected".into());
+        }
+        let mut options = self.options().clone();
+        apply_overrides(&mut options, o)?;
+        // Close the current client (close message, DISCONNECT) and forget its state.
+        let stop = {
+            let inner = self.lock();
+            inner.stop.clone()
+        };
+        if let Some(stop) = stop {
+            self.disconnect().await;
+            let mut state = self.state();
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while *state.borrow_and_update() == LinkState::Connected {
+                    if state.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            stop.cancel();
+            let mut inner = self.lock();
+            inner.client = None;
+            inner.stop = None;
+            inner.connected = false;
+            inner.unsent.clear();
+            inner.inflight.clear();
+        }
+        *self.options() = options;
+        self.connect();
+        Ok(())
     }
 
     /// Watches the connection state.
@@ -325,7 +379,8 @@ impl Connection {
             self.wake.notify_one();
             return;
         }
-        let (client, events) = mqtt_client::open(&self.settings.client);
+        let options = self.options().clone();
+        let (client, events) = mqtt_client::open(&options);
         let stop = CancellationToken::new();
         inner.client = Some(client);
         inner.stop = Some(stop.clone());
@@ -337,7 +392,11 @@ impl Connection {
                 _ = stop.cancelled() => {}
                 _ = me.clone().run(events) => {}
             }
-            me.state.send_replace(LinkState::Disconnected);
+            // Unless a new client replaced this one (connect with msg.broker).
+            let replaced = me.lock().stop.as_ref().is_some_and(|s| !s.is_cancelled());
+            if !replaced {
+                me.state.send_replace(LinkState::Disconnected);
+            }
         });
     }
 
@@ -761,4 +820,66 @@ impl Connection {
             }
         }
     }
+}
+
+/// Applies `msg.broker` options (`url` or `broker`, `port`, `clientid`,
+/// `username`, `password`, `keepalive`, `cleansession`, `protocolVersion`).
+pub fn apply_overrides(o: &mut ClientOptions, b: &flowd_engine::Object) -> Result<(), String> {
+    use flowd_engine::Value;
+    let text = |k: &str| b.get(k).map(Value::to_js_string).filter(|s| !s.is_empty());
+    let number = |k: &str| -> Result<Option<f64>, String> {
+        match b.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                let n = v.to_number();
+                if n.is_finite() && n >= 0.0 && n.fract() == 0.0 {
+                    Ok(Some(n))
+                } else {
+                    Err(format!("invalid msg.broker.{k}"))
+                }
+            }
+        }
+    };
+    if let Some(url) = text("url").or_else(|| text("broker")) {
+        let rest = match url.split_once("://") {
+            Some(("mqtt" | "tcp", rest)) => rest.to_string(),
+            Some((scheme, _)) => return Err(format!("unsupported URL scheme \"{scheme}\"")),
+            None => url.clone(),
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                o.host = h.trim_start_matches('[').trim_end_matches(']').to_string();
+                o.port = p
+                    .parse()
+                    .map_err(|_| format!("invalid port in \"{url}\""))?;
+            }
+            _ => o.host = authority.to_string(),
+        }
+    }
+    if let Some(p) = number("port")? {
+        o.port = u16::try_from(p as u64)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or("invalid msg.broker.port")?;
+    }
+    if let Some(id) = text("clientid") {
+        o.client_id = id;
+    }
+    if let Some(u) = text("username") {
+        o.credentials = Some((u, text("password").unwrap_or_default()));
+    }
+    if let Some(k) = number("keepalive")? {
+        o.keepalive = u16::try_from(k as u64).map_err(|_| "invalid msg.broker.keepalive")?;
+    }
+    if let Some(c) = b.get("cleansession") {
+        o.clean = c.is_truthy();
+    }
+    match number("protocolVersion")?.map(|v| v as u64) {
+        None => {}
+        Some(3 | 4) => o.protocol = super::mqtt_client::Protocol::V4,
+        Some(5) => o.protocol = super::mqtt_client::Protocol::V5,
+        Some(_) => return Err("invalid msg.broker.protocolVersion".into()),
+    }
+    Ok(())
 }

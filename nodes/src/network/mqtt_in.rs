@@ -416,16 +416,11 @@ impl MqttInNode {
             .to_string();
         match action.as_str() {
             "connect" => {
-                if msg.get("broker").is_some_and(|b| !b.is_null()) {
-                    handle
-                        .error(
-                            "msg.broker options are not supported by flowd yet",
-                            Some(msg),
-                        )
-                        .await;
+                let overrides = msg.get("broker").and_then(Value::as_object).cloned();
+                if let Err(e) = conn.connect_action(overrides.as_ref()).await {
+                    handle.error(e, Some(msg)).await;
                     return;
                 }
-                conn.connect();
                 handle.done(msg).await;
             }
             "disconnect" => {

@@ -56,7 +56,6 @@ struct MqttOutNode {
     qos: String,
     retain: String,
     props: OutProps,
-    v5: bool,
 }
 
 impl NodeType for MqttOutType {
@@ -205,7 +204,6 @@ impl NodeType for MqttOutType {
         if !ok {
             return None;
         }
-        let v5 = broker.connection().settings().client.protocol == Protocol::V5;
         let non_empty = |s: String| (!s.is_empty()).then_some(s);
         Some(BuiltNode::task(MqttOutNode {
             broker,
@@ -220,7 +218,6 @@ impl NodeType for MqttOutType {
                 payload_format: None,
                 user_props,
             },
-            v5,
         }))
     }
 }
@@ -311,16 +308,11 @@ impl MqttOutNode {
         if let Some(action) = msg.get("action") {
             match action.as_str() {
                 Some("connect") => {
-                    if msg.get("broker").is_some_and(|b| !b.is_null()) {
-                        handle
-                            .error(
-                                "msg.broker options are not supported by flowd yet",
-                                Some(msg),
-                            )
-                            .await;
+                    let overrides = msg.get("broker").and_then(Value::as_object).cloned();
+                    if let Err(e) = conn.connect_action(overrides.as_ref()).await {
+                        handle.error(e, Some(msg)).await;
                         return;
                     }
-                    conn.connect();
                     handle.done(msg).await;
                 }
                 Some("disconnect") => {
@@ -342,7 +334,8 @@ impl MqttOutNode {
                 return;
             }
         };
-        let props = self.v5.then(|| message_props(&self.props, &msg));
+        let v5 = conn.options().protocol == Protocol::V5;
+        let props = v5.then(|| message_props(&self.props, &msg));
         let qos = p.qos;
         match conn
             .publish(p, props, Some(Ticket::Done(handle.clone(), msg)))
