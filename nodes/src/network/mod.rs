@@ -2,11 +2,13 @@
 //! and `mqtt out`, and `tls-config`. [`mqtt_message`] holds Node-RED's rules
 //! for turning MQTT publications into messages and back; [`mqtt_client`]
 //! wraps rumqttc's MQTT 3.1.1 and 5 clients; [`mqtt_connection`] is the
-//! connection one config node shares with its users.
+//! connection one config node shares with its users; [`mqtt_delivery`]
+//! hands received publications to nodes and acknowledges them in order.
 
 pub mod mqtt_broker;
 pub mod mqtt_client;
 pub mod mqtt_connection;
+pub mod mqtt_delivery;
 pub mod mqtt_in;
 pub mod mqtt_message;
 pub mod mqtt_out;

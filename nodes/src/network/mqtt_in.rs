@@ -13,7 +13,8 @@
 
 use super::mqtt_broker::{MqttBroker, MQTT_BROKER};
 use super::mqtt_client::SubOptions;
-use super::mqtt_connection::{Connection, Delivery, DeliverySender};
+use super::mqtt_connection::Connection;
+use super::mqtt_delivery::{Delivery, DeliverySender};
 use super::mqtt_message::{decode_payload, Datatype};
 use flowd_engine::config_de;
 use flowd_engine::node::{BoxFuture, BuildContext, BuiltNode, NodeType, TaskIo, TaskNode};
