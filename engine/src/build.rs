@@ -293,24 +293,8 @@ pub fn prepare_reusing(
     mut errors: Vec<ValidationError>,
     reuse: &HashMap<String, Arc<dyn ConfigNode>>,
 ) -> Result<Prepared, ValidationErrors> {
-    let disabled_tabs: HashSet<&str> = set
-        .nodes
-        .iter()
-        .filter(|n| {
-            n.type_name == TAB
-                && n.raw
-                    .get("disabled")
-                    .and_then(Json::as_bool)
-                    .unwrap_or(false)
-        })
-        .map(|n| n.id.as_str())
-        .collect();
-    let subflows: HashSet<&str> = set
-        .nodes
-        .iter()
-        .filter(|n| n.type_name == SUBFLOW)
-        .map(|n| n.id.as_str())
-        .collect();
+    let disabled_tabs = set.disabled_tabs();
+    let subflows = set.subflows();
     let global_env = set
         .nodes
         .iter()

@@ -64,24 +64,8 @@ pub struct Plan {
 
 /// Ids of the nodes of `set` that run (enabled, on an enabled tab, not inside a subflow).
 pub fn running_ids(set: &FlowSet) -> HashSet<String> {
-    let disabled_tabs: HashSet<&str> = set
-        .nodes
-        .iter()
-        .filter(|n| {
-            n.type_name == TAB
-                && n.raw
-                    .get("disabled")
-                    .and_then(Json::as_bool)
-                    .unwrap_or(false)
-        })
-        .map(|n| n.id.as_str())
-        .collect();
-    let subflows: HashSet<&str> = set
-        .nodes
-        .iter()
-        .filter(|n| n.type_name == SUBFLOW)
-        .map(|n| n.id.as_str())
-        .collect();
+    let disabled_tabs = set.disabled_tabs();
+    let subflows = set.subflows();
     set.nodes
         .iter()
         .filter(|n| !matches!(n.type_name.as_str(), TAB | SUBFLOW | GROUP | GLOBAL_CONFIG))

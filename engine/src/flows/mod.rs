@@ -87,6 +87,30 @@ impl FlowSet {
             })
     }
 
+    /// Ids of tabs with `disabled: true` (none of their nodes run).
+    pub fn disabled_tabs(&self) -> HashSet<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                n.type_name == TAB
+                    && n.raw
+                        .get("disabled")
+                        .and_then(Json::as_bool)
+                        .unwrap_or(false)
+            })
+            .map(|n| n.id.as_str())
+            .collect()
+    }
+
+    /// Ids of subflow definitions (their internal nodes only run inside instances).
+    pub fn subflows(&self) -> HashSet<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.type_name == SUBFLOW)
+            .map(|n| n.id.as_str())
+            .collect()
+    }
+
     /// The entry with `id`.
     pub fn get(&self, id: &str) -> Option<&NodeDef> {
         self.nodes.iter().find(|n| n.id == id)

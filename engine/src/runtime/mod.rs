@@ -196,52 +196,52 @@ impl Runtime {
         Ok(d)
     }
 
-    /// Delivers `msg` to the input of node `id` (the admin API's inject, tests).
-    pub async fn deliver(&self, id: &str, msg: Msg) -> Result<(), RuntimeError> {
+    /// Sends a command built around a reply channel and awaits the reply.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Control,
+    ) -> Result<T, RuntimeError> {
         let (reply, rx) = oneshot::channel();
         self.ctrl
-            .send(Control::DeliverById {
+            .send(command(reply))
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// Delivers `msg` to the input of node `id` (the admin API's inject, tests).
+    pub async fn deliver(&self, id: &str, msg: Msg) -> Result<(), RuntimeError> {
+        let found = self
+            .ask(|reply| Control::DeliverById {
                 id: id.to_string(),
                 msg,
                 reply,
             })
-            .await
-            .map_err(|_| RuntimeError::Stopped)?;
-        match rx.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(RuntimeError::UnknownNode(id.to_string())),
-            Err(_) => Err(RuntimeError::Stopped),
-        }
+            .await?;
+        found
+            .then_some(())
+            .ok_or_else(|| RuntimeError::UnknownNode(id.to_string()))
     }
 
     /// Sends a command to node `id` (e.g. switching a debug node on or off).
     pub async fn control(&self, id: &str, control: NodeControl) -> Result<(), RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        self.ctrl
-            .send(Control::Command {
+        let handled = self
+            .ask(|reply| Control::Command {
                 id: id.to_string(),
                 control,
                 reply,
             })
-            .await
-            .map_err(|_| RuntimeError::Stopped)?;
-        match rx.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(RuntimeError::UnknownNode(id.to_string())),
-            Err(_) => Err(RuntimeError::Stopped),
-        }
+            .await?;
+        handled
+            .then_some(())
+            .ok_or_else(|| RuntimeError::UnknownNode(id.to_string()))
     }
 
     /// The running flow set (as deployed, without credentials).
     pub async fn flows(&self) -> Result<FlowSet, RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        self.ctrl
-            .send(Control::Snapshot { reply })
+        self.ask(|reply| Control::Snapshot { reply })
             .await
-            .map_err(|_| RuntimeError::Stopped)?;
-        rx.await
             .map(|(set, _)| set)
-            .map_err(|_| RuntimeError::Stopped)
     }
 
     /// Stops gracefully: sources stop first, messages in flight are delivered,
