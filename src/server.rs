@@ -86,7 +86,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .map(|w| settings::address("broker.ws", w))
         .transpose()?;
     let broker_enabled = !args.no_broker && file.broker.enabled.unwrap_or(true);
-    if !args.no_editor && !http.ip().is_loopback() {
+    let auth = if file.admin.users.is_empty() {
+        None
+    } else {
+        Some(
+            flowd_editor::auth::AdminAuth::new(file.admin.users)
+                .map_err(|e| anyhow::anyhow!("invalid setting admin.users: {e}"))?,
+        )
+    };
+    if !args.no_editor && !http.ip().is_loopback() && auth.is_none() {
         if !args.insecure {
             anyhow::bail!(
                 "refusing to serve the admin API on {http} without authentication: \
@@ -179,10 +187,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let server = if args.no_editor {
             None
         } else {
-            let state = Arc::new(
-                EditorState::new(runtime.clone(), registry, Some(storage), &set, comms)
-                    .with_credentials(cred_store),
-            );
+            let mut state = EditorState::new(runtime.clone(), registry, Some(storage), &set, comms)
+                .with_credentials(cred_store);
+            if let Some(a) = auth {
+                state = state.with_auth(a);
+            }
+            let state = Arc::new(state);
             let listener = tokio::net::TcpListener::bind(http)
                 .await
                 .with_context(|| format!("cannot listen on {http}"))?;

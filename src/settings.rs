@@ -16,6 +16,8 @@
 //! persistence = true            # keep retained messages and sessions in DIR/broker
 //! [credentials]
 //! secret = "..."                # FLOWD_CREDENTIAL_SECRET; default: generated in .config.runtime.json
+//! [admin]                       # admin API login (required to bind it beyond loopback)
+//! users = [{ username = "admin", password = "$2b$10$...", permissions = "*" }]
 //! ```
 
 use anyhow::{bail, Context};
@@ -62,6 +64,15 @@ pub struct CredentialSettings {
     pub secret: Option<String>,
 }
 
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Users who may log in to the admin API (bcrypt hashes); none: no login.
+    #[serde(default)]
+    pub users: Vec<flowd_editor::auth::AdminUser>,
+}
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +86,9 @@ pub struct SettingsFile {
     /// `[credentials]`.
     #[serde(default)]
     pub credentials: CredentialSettings,
+    /// `[admin]`.
+    #[serde(default)]
+    pub admin: AdminSettings,
 }
 
 /// Reads `DIR/flowd.toml` (absent: defaults). Errors name the setting.

@@ -298,3 +298,47 @@ fn the_admin_api_stays_on_loopback_unless_insecure() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("without authentication"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn with_admin_users_the_api_needs_a_login() {
+    let dir = tempdir("auth");
+    let http = free_port();
+    // bcrypt of "s3cret" (cost 4).
+    let hash = "$2b$04$BYyoMepRzYLJh7pLrvE2UuiX1QkF.2q0rAoFfY43dWwb9g1juX96a";
+    std::fs::write(
+        dir.join("flowd.toml"),
+        format!("[admin]\nusers = [{{ username = \"admin\", password = \"{hash}\" }}]\n"),
+    )
+    .unwrap();
+    let child = flowd()
+        .args([
+            "--user-dir",
+            dir.to_str().unwrap(),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--no-broker",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(Some(child));
+    wait_for_port(http);
+    let url = format!("http://127.0.0.1:{http}");
+    let refused = flowd()
+        .args([
+            "deploy",
+            repo_file("flows/temperature-demo.json").to_str().unwrap(),
+            "--url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(running.stop("INT").status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

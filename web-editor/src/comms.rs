@@ -8,6 +8,7 @@
 //! and memory stays bounded however fast messages come. Status and
 //! notifications are retained and replayed on subscribe.
 
+use crate::auth::AdminAuth;
 use crate::debug_encoding::encode_debug;
 use flowd_engine::node::{NodeInfo, Status};
 use flowd_engine::observer::{DebugEvent, LogLevel, RuntimeObserver};
@@ -150,8 +151,15 @@ fn now_ms() -> u64 {
 /// Serves one client: reads `{"subscribe": pattern}` / `{"auth": ..}` text
 /// frames from `incoming`, writes batched JSON arrays to `outgoing`. Written
 /// against plain streams so tests can drive it with channels.
-pub async fn serve_client<I, O>(hub: Arc<CommsHub>, mut incoming: I, mut outgoing: O)
-where
+///
+/// With `auth`, the client must first send `{"auth": "<token>"}`; until then
+/// it gets nothing, and a bad token closes the connection (`{"auth":"fail"}`).
+pub async fn serve_client<I, O>(
+    hub: Arc<CommsHub>,
+    auth: Option<Arc<AdminAuth>>,
+    mut incoming: I,
+    mut outgoing: O,
+) where
     I: Stream<Item = String> + Unpin,
     O: Sink<String> + Unpin,
 {
@@ -161,6 +169,7 @@ where
     let mut dropped: u64 = 0;
     let mut flush_at: Option<tokio::time::Instant> = None;
     let mut last_sent = tokio::time::Instant::now();
+    let mut authenticated = auth.is_none();
     loop {
         let heartbeat_at = last_sent + HEARTBEAT;
         let wake = flush_at.map_or(heartbeat_at, |f| f.min(heartbeat_at));
@@ -168,14 +177,23 @@ where
             text = incoming.next() => {
                 let Some(text) = text else { return };
                 let Ok(cmd) = serde_json::from_str::<Json>(&text) else { continue };
-                if let Some(p) = cmd.get("subscribe").and_then(Json::as_str) {
+                if let Some(token) = cmd.get("auth") {
+                    let ok = match (&auth, token.as_str()) {
+                        (None, _) => true,
+                        (Some(a), Some(t)) => a.check(t).is_some(),
+                        (Some(_), None) => false,
+                    };
+                    let answer = if ok { "ok" } else { "fail" };
+                    if outgoing.send(json!({"auth": answer}).to_string()).await.is_err() || !ok {
+                        return;
+                    }
+                    authenticated = true;
+                } else if !authenticated {
+                    continue;
+                } else if let Some(p) = cmd.get("subscribe").and_then(Json::as_str) {
                     batch.extend(hub.retained_matching(p));
                     patterns.push(p.to_string());
                     flush_at.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_DELAY);
-                } else if cmd.get("auth").is_some()
-                    && outgoing.send(json!({"auth": "ok"}).to_string()).await.is_err()
-                {
-                    return;
                 }
             }
             ev = rx.recv() => match ev {
@@ -237,7 +255,7 @@ mod tests {
         (
             to_server,
             from_server,
-            tokio::spawn(serve_client(hub, incoming, outgoing)),
+            tokio::spawn(serve_client(hub, None, incoming, outgoing)),
         )
     }
 

@@ -6,12 +6,14 @@
 //! - `api::catalog`: `GET /nodes` (Node-RED's node-set list), `GET /flowd/nodes`
 //!   (every node type's editor descriptor), `GET /settings`.
 //! - [`comms`]: the `/comms` websocket (debug, status, notifications), bounded per client.
+//! - [`auth`]: admin users (bcrypt), `POST /auth/token`, bearer tokens.
 //! - `origin`: refuses cross-origin writes; no CORS header is ever sent.
 //! - [`storage`]: flows.json written atomically with a backup.
 //! - [`credentials`]: flows_cred.json, encrypted as Node-RED encrypts it.
 //! - [`error`]: `{code, message}` error answers.
 
 mod api;
+pub mod auth;
 pub mod comms;
 pub mod credentials;
 mod debug_encoding;
@@ -48,6 +50,7 @@ pub struct EditorState {
     pub(crate) storage: Option<FlowStorage>,
     pub(crate) comms: Arc<comms::CommsHub>,
     pub(crate) credentials: Option<credentials::CredentialStore>,
+    pub(crate) auth: Option<Arc<auth::AdminAuth>>,
     /// Held for the whole of a deploy, so deploys apply one at a time.
     pub(crate) deployed: tokio::sync::Mutex<Deployed>,
 }
@@ -88,6 +91,7 @@ impl EditorState {
             storage,
             comms,
             credentials: None,
+            auth: None,
             deployed: tokio::sync::Mutex::new(Deployed {
                 rev: revision(&flows),
                 flows,
@@ -98,6 +102,12 @@ impl EditorState {
 }
 
 impl EditorState {
+    /// Requires a login (bearer token) for every admin request.
+    pub fn with_auth(mut self, auth: auth::AdminAuth) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
     /// Saves credentials of every deploy to `store` (flows_cred.json).
     pub fn with_credentials(mut self, store: credentials::CredentialStore) -> Self {
         self.credentials = Some(store);
@@ -121,6 +131,13 @@ pub fn app(state: Arc<EditorState>) -> Router {
         .route("/settings", get(api::catalog::settings))
         .route("/credentials/{type}/{id}", get(api::flows::get_credentials))
         .route("/comms", get(api::comms::websocket))
+        .route("/auth/login", get(auth::login_info))
+        .route("/auth/token", post(auth::token))
+        .route("/auth/revoke", post(auth::revoke))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .layer(axum::middleware::from_fn(
             origin::refuse_cross_origin_writes,
         ))

@@ -548,3 +548,104 @@ async fn credentials_are_encrypted_and_never_returned() {
         (Some("bob"), Some("hunter2"))
     );
 }
+
+#[tokio::test]
+async fn admin_auth_requires_tokens_and_read_users_only_read() {
+    use flowd_editor::auth::{AdminAuth, AdminUser, Permission};
+    let registry = Arc::new(flowd_nodes::registry());
+    let flows = seed_flows("D");
+    let (set, _) = flowd_engine::flows::from_json(flows.clone());
+    let runtime = Arc::new(Runtime::start(
+        prepare_json(&registry, flows.clone()).unwrap(),
+        RuntimeOptions::default(),
+    ));
+    let users = vec![
+        AdminUser {
+            username: "admin".into(),
+            password: bcrypt::hash("s3cret", 4).unwrap(),
+            permissions: Permission::All,
+        },
+        AdminUser {
+            username: "viewer".into(),
+            password: bcrypt::hash("look", 4).unwrap(),
+            permissions: Permission::Read,
+        },
+    ];
+    let state = EditorState::new(runtime, registry, None, &set, CommsHub::new())
+        .with_auth(AdminAuth::new(users).unwrap());
+    let h = Harness {
+        router: app(Arc::new(state)),
+        observer: Arc::new(RecordingObserver::default()),
+        comms: CommsHub::new(),
+        dir: std::env::temp_dir(),
+    };
+
+    assert_eq!(call(&h, get("/flows")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&h, post("/inject/i", json!({}), &[])).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, login, _) = call(&h, get("/auth/login")).await;
+    assert_eq!(login["type"], "credentials");
+    let (s, _, _) = call(
+        &h,
+        post(
+            "/auth/token",
+            json!({"username":"admin","password":"nope"}),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let form = Request::post("/auth/token")
+        .header("host", "127.0.0.1:1880")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "client_id=node-red-editor&grant_type=password&scope=*&username=admin&password=s3cret",
+        ))
+        .unwrap();
+    let (s, tok, _) = call(&h, form).await;
+    assert_eq!(s, StatusCode::OK, "{tok}");
+    let admin = format!("Bearer {}", tok["access_token"].as_str().unwrap());
+    let (_, tok, _) = call(
+        &h,
+        post(
+            "/auth/token",
+            json!({"username":"viewer","password":"look"}),
+            &[],
+        ),
+    )
+    .await;
+    let viewer = format!("Bearer {}", tok["access_token"].as_str().unwrap());
+
+    let authed_get = |token: &str| {
+        Request::get("/flows")
+            .header("authorization", token)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(call(&h, authed_get(&admin)).await.0, StatusCode::OK);
+    assert_eq!(call(&h, authed_get(&viewer)).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&h, authed_get("Bearer forged")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &h,
+            post("/inject/i", json!({}), &[("authorization", &viewer)])
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(
+            &h,
+            post("/inject/i", json!({}), &[("authorization", &admin)])
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}

@@ -14,6 +14,7 @@ const MAX_CLIENT_FRAME: usize = 64 * 1024;
 /// Upgrades and serves one comms client.
 pub async fn websocket(State(st): State<Arc<EditorState>>, ws: WebSocketUpgrade) -> Response {
     let hub = st.comms.clone();
+    let auth = st.auth.clone();
     ws.max_message_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket: WebSocket| async move {
             let (sink, stream) = socket.split();
@@ -31,6 +32,6 @@ pub async fn websocket(State(st): State<Arc<EditorState>>, ws: WebSocketUpgrade)
             let outgoing = sink.with(|text: String| async move {
                 Ok::<_, axum::Error>(Message::Text(text.into()))
             });
-            serve_client(hub, incoming, Box::pin(outgoing)).await;
+            serve_client(hub, auth, incoming, Box::pin(outgoing)).await;
         })
 }
