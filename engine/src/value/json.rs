@@ -47,23 +47,31 @@ impl fmt::Display for JsonError {
 /// e.g. `Unexpected token 'o', "not json" is not valid JSON`, so that errors
 /// reaching catch nodes read as they do in Node-RED.
 pub fn js_error_message(source: &str, e: &JsonError) -> String {
+    // V8 counts positions in UTF-16 code units.
+    let pos = source[..floor_char_boundary(source, e.position)]
+        .encode_utf16()
+        .count();
     if let Some(tok) = e.message.strip_prefix("Unexpected token ") {
-        let shown: String = if source.chars().count() <= 40 {
-            source.to_string()
-        } else {
-            let start = source[..floor_char_boundary(source, e.position)]
-                .chars()
-                .count()
-                .saturating_sub(10);
-            let snippet: String = source.chars().skip(start).take(20).collect();
-            format!("...{snippet}...")
+        const CONTEXT: usize = 10;
+        let units: Vec<u16> = source.encode_utf16().collect();
+        let text = |from: usize, to: usize| {
+            String::from_utf16_lossy(&units[from.min(units.len())..to.min(units.len())])
         };
-        return format!("Unexpected token {tok}, \"{shown}\" is not valid JSON");
+        let shown = if units.len() <= 2 * CONTEXT + 1 {
+            format!("\"{source}\"")
+        } else if pos < CONTEXT {
+            format!("\"{}\"...", text(0, pos + CONTEXT))
+        } else if pos >= units.len() - CONTEXT {
+            format!("...\"{}\"", text(pos - CONTEXT, units.len()))
+        } else {
+            format!("...\"{}\"...", text(pos - CONTEXT, pos + CONTEXT))
+        };
+        return format!("Unexpected token {tok}, {shown} is not valid JSON");
     }
     if e.message == "Unexpected end of JSON input" {
         return e.message.clone();
     }
-    format!("{} at position {}", e.message, e.position)
+    format!("{} at position {pos}", e.message)
 }
 
 /// Parses JSON text (JavaScript `JSON.parse`). Surrounding whitespace is allowed.
@@ -110,7 +118,7 @@ impl Parser<'_> {
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         let message = match self.b.get(self.i) {
-            None if what.starts_with("Unexpected") => "Unexpected end of JSON input".to_string(),
+            None if what == "Unexpected token" => "Unexpected end of JSON input".to_string(),
             Some(_) if what == "Unexpected token" => {
                 let c = self.src[floor_char_boundary(self.src, pos)..]
                     .chars()
@@ -185,15 +193,21 @@ impl Parser<'_> {
             self.depth -= 1;
             return Ok(Value::object(obj));
         }
+        let mut first = true;
         loop {
             self.skip_ws();
             if self.b.get(self.i) != Some(&b'"') {
-                return Err(self.error("Unexpected token"));
+                return Err(self.error(if first {
+                    "Expected property name or '}' in JSON"
+                } else {
+                    "Expected double-quoted property name in JSON"
+                }));
             }
+            first = false;
             let key = self.string()?;
             self.skip_ws();
             if self.b.get(self.i) != Some(&b':') {
-                return Err(self.error("Unexpected token"));
+                return Err(self.error("Expected ':' after property name in JSON"));
             }
             self.i += 1;
             self.skip_ws();
@@ -207,7 +221,7 @@ impl Parser<'_> {
                     self.depth -= 1;
                     return Ok(Value::object(obj));
                 }
-                _ => return Err(self.error("Unexpected token")),
+                _ => return Err(self.error("Expected ',' or '}' after property value in JSON")),
             }
         }
     }
@@ -233,7 +247,7 @@ impl Parser<'_> {
                     self.depth -= 1;
                     return Ok(Value::array(items));
                 }
-                _ => return Err(self.error("Unexpected token")),
+                _ => return Err(self.error("Expected ',' or ']' after array element in JSON")),
             }
         }
     }
@@ -254,7 +268,12 @@ impl Parser<'_> {
             digits += 1;
         };
         match self.b.get(self.i) {
-            Some(b'0') => self.i += 1,
+            Some(b'0') => {
+                self.i += 1;
+                if self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                    return Err(self.error("Unexpected number in JSON"));
+                }
+            }
             Some(c) if c.is_ascii_digit() => {
                 while let Some(&c) = self.b.get(self.i).filter(|c| c.is_ascii_digit()) {
                     take_digit(c, &mut mantissa);
@@ -397,7 +416,12 @@ impl Parser<'_> {
                 self.i += 4;
                 Ok(v)
             }
-            _ => Err(self.error("Bad Unicode escape in JSON")),
+            _ => {
+                while self.b.get(self.i).is_some_and(u8::is_ascii_hexdigit) {
+                    self.i += 1;
+                }
+                Err(self.error("Bad Unicode escape in JSON"))
+            }
         }
     }
 }
@@ -567,6 +591,77 @@ mod tests {
                 Value::Number(n) => assert_eq!(n.to_bits(), expected.to_bits(), "{text}"),
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn error_messages_are_v8s() {
+        // Recorded from Node.js 20's JSON.parse.
+        let cases = [
+            (
+                "not json",
+                r#"Unexpected token 'o', "not json" is not valid JSON"#,
+            ),
+            ("", "Unexpected end of JSON input"),
+            (
+                "{\"a\":}",
+                r#"Unexpected token '}', "{"a":}" is not valid JSON"#,
+            ),
+            (
+                "{\"a\":1",
+                "Expected ',' or '}' after property value in JSON at position 6",
+            ),
+            ("[1,]", r#"Unexpected token ']', "[1,]" is not valid JSON"#),
+            (
+                "{a:1}",
+                "Expected property name or '}' in JSON at position 1",
+            ),
+            (
+                "12abc",
+                "Unexpected non-whitespace character after JSON at position 2",
+            ),
+            ("\"abc", "Unterminated string in JSON at position 4"),
+            ("tru", "Unexpected end of JSON input"),
+            ("01", "Unexpected number in JSON at position 1"),
+            ("[01]", "Unexpected number in JSON at position 2"),
+            ("-", "No number after minus sign in JSON at position 1"),
+            ("1.", "Unterminated fractional number in JSON at position 2"),
+            (
+                "1e+",
+                "Exponent part is missing a number in JSON at position 3",
+            ),
+            ("\"\\x\"", "Bad escaped character in JSON at position 2"),
+            (
+                "{\"a\"1}",
+                "Expected ':' after property name in JSON at position 4",
+            ),
+            ("{", "Expected property name or '}' in JSON at position 1"),
+            ("[", "Unexpected end of JSON input"),
+            (
+                "{\"a\":1,}",
+                "Expected double-quoted property name in JSON at position 7",
+            ),
+            ("\"\\u12\"", "Bad Unicode escape in JSON at position 5"),
+            (
+                "\"a\nb\"",
+                "Bad control character in string literal in JSON at position 2",
+            ),
+            (
+                "[\"a\" \"b\"]",
+                "Expected ',' or ']' after array element in JSON at position 5",
+            ),
+            (
+                "abcdefghijklmnopqrstuvwxyz",
+                r#"Unexpected token 'a', "abcdefghij"... is not valid JSON"#,
+            ),
+            (
+                "{\"a\":1}}",
+                "Unexpected non-whitespace character after JSON at position 7",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!(js_error_message(text, &e), expected, "{text:?}");
         }
     }
 
