@@ -23,10 +23,12 @@ async fn v5_properties_retain_as_published_and_no_local() {
         broker_node("b1", broker.port, json!({"protocolVersion": "5"})),
         {"id": "props", "type": "mqtt in", "z": "t1", "topic": "v5/props", "qos": "1",
          "datatype": "auto-detect", "broker": "b1", "wires": [[]]},
-        {"id": "rap", "type": "mqtt in", "z": "t1", "topic": "v5/ret", "qos": "1",
+        {"id": "rap", "type": "mqtt in", "z": "t1", "topic": "keep/+", "qos": "1",
          "datatype": "utf8", "rap": true, "broker": "b1", "wires": [[]]},
-        {"id": "norap", "type": "mqtt in", "z": "t1", "topic": "v5/+", "qos": "1",
+        {"id": "norap", "type": "mqtt in", "z": "t1", "topic": "drop/+", "qos": "1",
          "datatype": "utf8", "rap": false, "broker": "b1", "wires": [[]]},
+        {"id": "reply", "type": "mqtt in", "z": "t1", "topic": "v5/reply", "qos": "1",
+         "datatype": "utf8", "broker": "b1", "wires": [[]]},
         {"id": "nl", "type": "mqtt in", "z": "t1", "topic": "nl/t", "qos": "1",
          "datatype": "utf8", "nl": true, "broker": "b1", "wires": [[]]},
         {"id": "out", "type": "mqtt out", "z": "t1", "topic": "", "qos": "1", "retain": "",
@@ -63,12 +65,11 @@ async fn v5_properties_retain_as_published_and_no_local() {
         .expect("user properties")
         .deep_equals(&Value::from_json(&json!({"origin": "flowd"}))));
     assert!(m.get("messageExpiryInterval").is_some());
-    // `v5/+` also matches v5/props.
-    f.next_from("norap").await;
 
     // A live retained publication keeps its flag only with retain-as-published.
     let p = Publisher::connect(broker.port).await;
-    p.publish("v5/ret", "r", 1, true).await;
+    p.publish("keep/a", "r", 1, true).await;
+    p.publish("drop/a", "r", 1, true).await;
     let with = f.next_from("rap").await.msg;
     let without = f.next_from("norap").await.msg;
     assert_eq!(with.get("retain"), Some(&Value::Bool(true)));
@@ -84,5 +85,19 @@ async fn v5_properties_retain_as_published_and_no_local() {
     );
     f.expect_nothing_from("nl", Duration::from_millis(200))
         .await;
+
+    // Without a topic, the response topic (the node's `respTopic` here) is
+    // where the message goes.
+    f.send("out", msg(json!({"payload": "to the responder"})))
+        .await;
+    let r = f.next_from("reply").await.msg;
+    assert_eq!(
+        (r.topic(), r.payload()),
+        (
+            Some(&Value::str("v5/reply")),
+            Some(&Value::str("to the responder"))
+        )
+    );
+    assert!(r.get("responseTopic").is_none());
     f.stop().await;
 }

@@ -323,7 +323,28 @@ impl MqttOutNode {
             }
             return;
         }
-        let p = match publication(&self.topic, &self.qos, &self.retain, &msg) {
+        let v5 = conn.options().protocol == Protocol::V5;
+        let mut props = v5.then(|| message_props(&self.props, &msg));
+        // MQTT 5: without a topic, the response topic is the topic (and is not sent).
+        let fallback = match (&mut props, msg.topic()) {
+            (Some(pp), None | Some(Value::String(_))) if self.topic.is_empty() => {
+                let empty = msg
+                    .topic()
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty);
+                if empty {
+                    pp.response_topic.take()
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let result = match &fallback {
+            Some(t) => publication(t, &self.qos, &self.retain, &msg),
+            None => publication(&self.topic, &self.qos, &self.retain, &msg),
+        };
+        let p = match result {
             Ok(p) => p,
             Err(NotPublished::NoPayload) => {
                 handle.done(msg).await;
@@ -334,8 +355,6 @@ impl MqttOutNode {
                 return;
             }
         };
-        let v5 = conn.options().protocol == Protocol::V5;
-        let props = v5.then(|| message_props(&self.props, &msg));
         let qos = p.qos;
         match conn
             .publish(p, props, Some(Ticket::Done(handle.clone(), msg)))
