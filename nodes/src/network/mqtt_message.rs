@@ -39,6 +39,11 @@ impl Datatype {
     }
 }
 
+/// Error of datatype `json` when the text does not parse.
+pub const INVALID_JSON_PARSE: &str = "Failed to parse JSON string";
+/// Error of datatype `json` when the payload is not UTF-8.
+pub const INVALID_JSON_STRING: &str = "Invalid JSON string";
+
 /// Converts payload bytes as `mqtt in` does. `Err` carries the error text
 /// (datatype `json` only); the node then reports it with the raw payload.
 pub fn decode_payload(datatype: Datatype, bytes: &Bytes) -> Result<Value, String> {
@@ -55,9 +60,10 @@ pub fn decode_payload(datatype: Datatype, bytes: &Bytes) -> Result<Value, String
             Ok(t) => json::parse(t).unwrap_or_else(|_| Value::str(t)),
             Err(_) => Value::Buffer(bytes.clone()),
         },
+        // Node-RED's own texts (mqtt.errors.invalid-json-parse / -string).
         Datatype::Json => match text {
-            Ok(t) => json::parse(t).map_err(|e| json::js_error_message(t, &e))?,
-            Err(_) => return Err("Invalid JSON: payload is not valid UTF-8".to_string()),
+            Ok(t) => json::parse(t).map_err(|_| INVALID_JSON_PARSE.to_string())?,
+            Err(_) => return Err(INVALID_JSON_STRING.to_string()),
         },
     })
 }
@@ -301,8 +307,14 @@ mod tests {
                 .to_json(),
             "{\"a\":1}"
         );
-        assert!(decode_payload(Datatype::Json, &b("nope")).is_err());
-        assert!(decode_payload(Datatype::Json, &raw).is_err());
+        assert_eq!(
+            decode_payload(Datatype::Json, &b("nope")),
+            Err(INVALID_JSON_PARSE.to_string())
+        );
+        assert_eq!(
+            decode_payload(Datatype::Json, &raw),
+            Err(INVALID_JSON_STRING.to_string())
+        );
         assert_eq!(Datatype::from_property(None), Datatype::Utf8);
         assert_eq!(Datatype::from_property(Some("whatever")), Datatype::Auto);
     }
