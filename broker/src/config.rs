@@ -51,9 +51,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest packet accepted from a client (and announced in v5 CONNACK).
     pub max_packet_size: u32,
-    /// QoS 1/2 messages queued per session beyond the in-flight window,
-    /// and QoS 0 messages waiting to be written per connection.
+    /// QoS 1/2 messages queued per session beyond the in-flight window.
     pub max_queued_messages: usize,
+    /// QoS 0 messages waiting to be written per connection; more are
+    /// dropped (and counted). Large, so a burst to an online client that
+    /// reads at network speed is not lost.
+    pub max_queued_qos0: usize,
     /// QoS 1/2 messages sent to a client and not yet acknowledged.
     pub max_inflight_messages: u16,
     /// Topic aliases a v5 client may use towards the broker.
@@ -68,6 +71,7 @@ impl Default for Limits {
             max_connections: 100_000,
             max_packet_size: 16 * 1024 * 1024,
             max_queued_messages: 1000,
+            max_queued_qos0: 100_000,
             max_inflight_messages: 20,
             max_topic_alias: 10,
             connect_timeout: Duration::from_secs(10),

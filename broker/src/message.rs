@@ -110,17 +110,41 @@ pub enum Inbound {
 /// What the router sends to a connection.
 #[derive(Debug)]
 pub enum Outgoing {
+    // Large packets are boxed: an outbox's channel allocates blocks of
+    // slots the size of this enum, per connection.
     ConnAck {
-        connack: ConnAck,
+        connack: Box<ConnAck>,
     },
     Publish(Delivery),
-    Ack(Ack),
-    SubAck(SubAck),
-    UnsubAck(UnsubAck),
+    Ack(AckOut),
+    SubAck(Box<SubAck>),
+    UnsubAck(Box<UnsubAck>),
     /// Answer to PINGREQ (sent by the connection's own reader).
     PingResp,
     /// Send DISCONNECT (v5) and close.
-    Disconnect(Disconnect),
+    Disconnect(Box<Disconnect>),
+}
+
+/// A PUBACK / PUBREC / PUBREL / PUBCOMP to send (no properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOut {
+    pub kind: crate::codec::AckKind,
+    pub pkid: u16,
+    pub code: u8,
+}
+
+impl Outgoing {
+    pub fn ack(a: Ack) -> Outgoing {
+        Outgoing::Ack(AckOut {
+            kind: a.kind,
+            pkid: a.pkid,
+            code: a.code,
+        })
+    }
+
+    pub fn disconnect(code: u8) -> Outgoing {
+        Outgoing::Disconnect(Box::new(Disconnect::new(code)))
+    }
 }
 
 /// The router's side of a connection: an unbounded channel whose length the
@@ -166,5 +190,20 @@ impl Outbox {
     /// Called by the connection when it has taken a QoS 0 delivery.
     pub fn qos0_taken(counter: &AtomicUsize) {
         counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_items_stay_small() {
+        // Each connection's outbox allocates blocks of 32 of these.
+        assert!(
+            std::mem::size_of::<Outgoing>() <= 96,
+            "{}",
+            std::mem::size_of::<Outgoing>()
+        );
     }
 }

@@ -163,7 +163,7 @@ impl Session {
                 self.inflight[pos].state = Awaiting::PubComp;
                 if let Some(link) = &self.link {
                     link.outbox
-                        .send(Outgoing::Ack(Ack::new(AckKind::PubRel, pkid)));
+                        .send(Outgoing::ack(Ack::new(AckKind::PubRel, pkid)));
                 }
                 None
             }
@@ -188,7 +188,7 @@ impl Session {
             match i.state {
                 Awaiting::PubComp => {
                     link.outbox
-                        .send(Outgoing::Ack(Ack::new(AckKind::PubRel, i.delivery.pkid)));
+                        .send(Outgoing::ack(Ack::new(AckKind::PubRel, i.delivery.pkid)));
                 }
                 _ => {
                     i.delivery.dup = true;

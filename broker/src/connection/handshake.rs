@@ -185,7 +185,7 @@ where
         return refuse(wr, peer, version, connack_reason::SERVER_UNAVAILABLE).await;
     }
     let mut connack = match outbox_rx.recv().await {
-        Some(Outgoing::ConnAck { connack, .. }) => connack,
+        Some(Outgoing::ConnAck { connack, .. }) => *connack,
         _ => return refuse(wr, peer, version, connack_reason::SERVER_UNAVAILABLE).await,
     };
     connack.properties.assigned_client_identifier = assigned.filter(|_| v5);

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::auth::Authenticator;
-use crate::codec::{self, disconnect_reason, Disconnect, Packet, ProtocolVersion, Publish, QoS};
+use crate::codec::{self, disconnect_reason, Packet, ProtocolVersion, Publish, QoS};
 use crate::config::BrokerConfig;
 use crate::message::{CloseReason, ConnId, Inbound, Outgoing};
 use crate::stats::Stats;
@@ -126,15 +126,14 @@ pub async fn serve<S>(
         }
         End::Timeout => {
             info!("Client {client} has exceeded timeout, disconnecting.");
-            hs.outbox.send(Outgoing::Disconnect(Disconnect::new(
-                disconnect_reason::KEEP_ALIVE_TIMEOUT,
-            )));
+            hs.outbox
+                .send(Outgoing::disconnect(disconnect_reason::KEEP_ALIVE_TIMEOUT));
             (CloseReason::Abnormal, None)
         }
         End::Error(code) => {
             info!("Socket error on client {client}, disconnecting.");
             if let Some(code) = code {
-                hs.outbox.send(Outgoing::Disconnect(Disconnect::new(code)));
+                hs.outbox.send(Outgoing::disconnect(code));
                 linger = true;
             }
             (CloseReason::Abnormal, None)

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::handshake::Handshake;
 use super::ConnContext;
-use crate::codec::{self, AckKind, Packet, Properties, ProtocolVersion, Publish, QoS};
+use crate::codec::{self, Ack, AckKind, Packet, Properties, ProtocolVersion, Publish, QoS};
 use crate::message::{ConnId, Delivery, Inbound, Outbox, Outgoing};
 
 /// Bytes gathered from the outbox before one write.
@@ -77,25 +77,25 @@ impl WriterState {
                     a.pkid,
                     a.code
                 );
-                Packet::Ack(a)
+                Packet::Ack(Ack::with_code(a.kind, a.pkid, a.code))
             }
             Outgoing::SubAck(s) => {
                 debug!("Sending SUBACK to {}", self.client);
-                Packet::SubAck(s)
+                Packet::SubAck(*s)
             }
             Outgoing::UnsubAck(u) => {
                 debug!("Sending UNSUBACK to {}", self.client);
-                Packet::UnsubAck(u)
+                Packet::UnsubAck(*u)
             }
             Outgoing::PingResp => {
                 debug!("Sending PINGRESP to {}", self.client);
                 Packet::PingResp
             }
-            Outgoing::ConnAck { connack, .. } => Packet::ConnAck(connack),
+            Outgoing::ConnAck { connack, .. } => Packet::ConnAck(*connack),
             Outgoing::Disconnect(d) => {
                 if self.version.is_v5() {
                     debug!("Sending DISCONNECT to {} (rc{})", self.client, d.code);
-                    codec::encode(&Packet::Disconnect(d), self.version, buf);
+                    codec::encode(&Packet::Disconnect(*d), self.version, buf);
                 }
                 return true;
             }

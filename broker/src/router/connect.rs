@@ -7,7 +7,7 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use super::{secs, Router, SubKey, Timer};
-use crate::codec::{disconnect_reason, ConnAck, Connect, Disconnect, LastWill, Properties};
+use crate::codec::{disconnect_reason, ConnAck, Connect, LastWill, Properties};
 use crate::message::{CloseReason, ConnId, Message, Outbox, Outgoing};
 use crate::persistence::Record;
 use crate::session::{Link, Session, NEVER_EXPIRES};
@@ -28,9 +28,8 @@ impl Router {
             session_existed = true;
             if let Some(link) = old.link.take() {
                 info!("Client {client_id} already connected, closing old connection.");
-                link.outbox.send(Outgoing::Disconnect(Disconnect::new(
-                    disconnect_reason::SESSION_TAKEN_OVER,
-                )));
+                link.outbox
+                    .send(Outgoing::disconnect(disconnect_reason::SESSION_TAKEN_OVER));
                 let will = old.will.take();
                 let delayed = will
                     .as_ref()
@@ -97,7 +96,9 @@ impl Router {
             p.subscription_identifier_available = Some(1);
             p.shared_subscription_available = Some(1);
         }
-        outbox.send(Outgoing::ConnAck { connack });
+        outbox.send(Outgoing::ConnAck {
+            connack: Box::new(connack),
+        });
         session.resend_inflight(now);
         session.pump(now);
         debug!(client = %client_id, session_present = session_existed, "Session attached.");

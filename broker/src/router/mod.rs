@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::acl::Acl;
-use crate::codec::{disconnect_reason, Disconnect, LastWill, SubscriptionOptions};
+use crate::codec::{disconnect_reason, LastWill, SubscriptionOptions};
 use crate::config::BrokerConfig;
 use crate::message::{Inbound, Outgoing};
 use crate::retained::RetainedStore;
@@ -124,9 +124,9 @@ impl Router {
         }
         for s in self.sessions.values_mut() {
             if let Some(link) = s.link.take() {
-                link.outbox.send(Outgoing::Disconnect(Disconnect::new(
+                link.outbox.send(Outgoing::disconnect(
                     disconnect_reason::SERVER_SHUTTING_DOWN,
-                )));
+                ));
             }
         }
         self.flush_journal();

@@ -42,7 +42,7 @@ impl Router {
             // A resent QoS 2 PUBLISH we already have: acknowledge only.
             if let Some(link) = &session.link {
                 link.outbox
-                    .send(Outgoing::Ack(Ack::new(AckKind::PubRec, pkid)));
+                    .send(Outgoing::ack(Ack::new(AckKind::PubRec, pkid)));
             }
             return;
         }
@@ -80,7 +80,7 @@ impl Router {
             .map(|l| l.outbox.clone());
         if let Some(outbox) = outbox {
             // Held until the journal is on disk, if the publish changed it.
-            self.send_ack(outbox, Outgoing::Ack(Ack::with_code(kind, pkid, code)));
+            self.send_ack(outbox, Outgoing::ack(Ack::with_code(kind, pkid, code)));
         }
     }
 
@@ -98,7 +98,7 @@ impl Router {
                     PACKET_ID_NOT_FOUND
                 };
                 if let Some(link) = &session.link {
-                    link.outbox.send(Outgoing::Ack(Ack::with_code(
+                    link.outbox.send(Outgoing::ack(Ack::with_code(
                         AckKind::PubComp,
                         ack.pkid,
                         code,
@@ -205,6 +205,7 @@ impl Router {
         subscription_ids: Vec<u32>,
     ) {
         let max_queued = self.config.limits.max_queued_messages;
+        let max_qos0 = self.config.limits.max_queued_qos0;
         if let Some(acl) = &self.acl {
             let username = self
                 .sessions
@@ -236,7 +237,7 @@ impl Router {
             session
                 .link
                 .as_ref()
-                .is_some_and(|l| l.outbox.try_send_qos0(d, max_queued))
+                .is_some_and(|l| l.outbox.try_send_qos0(d, max_qos0))
         } else {
             session.push_qos(d, max_queued)
         };

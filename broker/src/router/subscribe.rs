@@ -61,7 +61,7 @@ impl Router {
                 properties,
                 codes,
             };
-            self.send_ack(outbox, Outgoing::SubAck(suback));
+            self.send_ack(outbox, Outgoing::SubAck(Box::new(suback)));
         }
         let now = Instant::now();
         for req in retained {
@@ -179,7 +179,7 @@ impl Router {
                 properties: Properties::default(),
                 codes,
             };
-            self.send_ack(outbox, Outgoing::UnsubAck(unsuback));
+            self.send_ack(outbox, Outgoing::UnsubAck(Box::new(unsuback)));
         }
         for filter in removed {
             let (group, inner) = crate::topic::split_shared(&filter);
