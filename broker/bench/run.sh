@@ -12,8 +12,9 @@ cargo build -q --release -p flowd-broker --example broker --example bench
 BIN="$CARGO_TARGET_DIR/release/examples"
 FLOWD_PORT=18883 MOSQ_PORT=18884
 conf=$(mktemp)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' "$MOSQ_PORT" > "$conf"
-"$BIN/broker" --mqtt "127.0.0.1:$FLOWD_PORT" > /dev/null 2>&1 & FLOWD_PID=$!
+# Same limits for both: 20 in flight, 100,000 queued per client.
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nmax_inflight_messages 20\nmax_queued_messages 100000\n' "$MOSQ_PORT" > "$conf"
+"$BIN/broker" --mqtt "127.0.0.1:$FLOWD_PORT" --max-queued 100000 > /dev/null 2>&1 & FLOWD_PID=$!
 mosquitto -c "$conf" > /dev/null 2>&1 & MOSQ_PID=$!
 trap 'kill $FLOWD_PID $MOSQ_PID 2>/dev/null; rm -f "$conf"' EXIT
 sleep 1

@@ -8,7 +8,7 @@ use flowd_broker::{Broker, BrokerConfig};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: broker [--mqtt ADDR] [--ws ADDR] [--tls ADDR CERT.pem KEY.pem] [--threads N] [--password-file FILE] [--acl-file FILE] [--max-keepalive SECS] \
+        "usage: broker [--mqtt ADDR] [--ws ADDR] [--tls ADDR CERT.pem KEY.pem] [--threads N] [--max-queued N] [--password-file FILE] [--acl-file FILE] [--max-keepalive SECS] \
          [--persistence-dir DIR] [--allow-anonymous true|false] [-v]"
     );
     std::process::exit(2)
@@ -33,6 +33,9 @@ async fn main() {
                     cert_file,
                     key_file,
                 });
+            }
+            "--max-queued" => {
+                config.limits.max_queued_messages = value().parse().unwrap_or_else(|_| usage())
             }
             "--threads" => config.worker_threads = value().parse().unwrap_or_else(|_| usage()),
             "--password-file" => config.password_file = Some(PathBuf::from(value())),

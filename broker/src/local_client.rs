@@ -238,7 +238,7 @@ pub(crate) async fn connect(
 /// Turns the router's answers into resolved requests and received messages.
 async fn drive(
     inner: std::sync::Weak<Inner>,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    mut rx: crate::message::OutboxRx,
     msgs: mpsc::UnboundedSender<Delivery>,
     router: mpsc::Sender<Inbound>,
     conn: ConnId,

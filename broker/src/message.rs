@@ -2,12 +2,13 @@
 //! messages (shared, never copied per subscriber), the router's inbound
 //! requests and each connection's outbox.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::codec::{
     Ack, ConnAck, Connect, Disconnect, Properties, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
@@ -147,31 +148,91 @@ impl Outgoing {
     }
 }
 
-/// The router's side of a connection: an unbounded channel whose length the
-/// router bounds itself (QoS 1/2 by the in-flight window, QoS 0 by
-/// `queued_qos0`, decremented by the connection as it writes).
-#[derive(Debug, Clone)]
+/// The router's side of a connection: a queue whose length the router
+/// bounds itself (QoS 1/2 by the in-flight window, QoS 0 by `queued_qos0`,
+/// decremented by the connection as it takes them). A `VecDeque` behind a
+/// per-connection mutex rather than a channel: it allocates nothing while
+/// empty, so idle connections stay small.
+#[derive(Debug)]
 pub struct Outbox {
-    pub tx: mpsc::UnboundedSender<Outgoing>,
+    shared: Arc<OutboxShared>,
     pub queued_qos0: Arc<AtomicUsize>,
 }
 
+#[derive(Debug, Default)]
+struct OutboxShared {
+    queue: Mutex<VecDeque<Outgoing>>,
+    ready: Notify,
+    senders: AtomicUsize,
+    receiver_gone: AtomicBool,
+}
+
+/// The connection's side of its outbox.
+#[derive(Debug)]
+pub struct OutboxRx {
+    shared: Arc<OutboxShared>,
+}
+
+/// Queue capacity kept when the queue empties; beyond it the memory is
+/// given back.
+const OUTBOX_KEEP: usize = 64;
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Outbox {
+            shared: self.shared.clone(),
+            queued_qos0: self.queued_qos0.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.ready.notify_one();
+        }
+    }
+}
+
+impl Drop for OutboxRx {
+    fn drop(&mut self) {
+        self.shared.receiver_gone.store(true, Ordering::Relaxed);
+        if let Ok(mut q) = self.shared.queue.lock() {
+            *q = VecDeque::new();
+        }
+    }
+}
+
 impl Outbox {
-    pub fn new() -> (Outbox, mpsc::UnboundedReceiver<Outgoing>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (
-            Outbox {
-                tx,
-                queued_qos0: Arc::new(AtomicUsize::new(0)),
-            },
-            rx,
-        )
+    pub fn new() -> (Outbox, OutboxRx) {
+        let shared = Arc::new(OutboxShared {
+            senders: AtomicUsize::new(1),
+            ..Default::default()
+        });
+        let outbox = Outbox {
+            shared: shared.clone(),
+            queued_qos0: Arc::new(AtomicUsize::new(0)),
+        };
+        (outbox, OutboxRx { shared })
+    }
+
+    fn push(&self, out: Outgoing) -> bool {
+        if self.shared.receiver_gone.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.shared.queue.lock() {
+            Ok(mut q) => q.push_back(out),
+            Err(_) => return false,
+        }
+        self.shared.ready.notify_one();
+        true
     }
 
     /// Sends unless the connection is gone (then the message is dropped;
     /// QoS 1/2 deliveries stay in the session and are resent later).
     pub fn send(&self, out: Outgoing) {
-        let _ = self.tx.send(out);
+        self.push(out);
     }
 
     /// Sends a QoS 0 delivery if fewer than `limit` are waiting.
@@ -180,7 +241,7 @@ impl Outbox {
             return false;
         }
         self.queued_qos0.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Outgoing::Publish(d)).is_err() {
+        if !self.push(Outgoing::Publish(d)) {
             self.queued_qos0.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
@@ -193,17 +254,71 @@ impl Outbox {
     }
 }
 
+impl OutboxRx {
+    /// The next item without waiting.
+    pub fn try_recv(&mut self) -> Option<Outgoing> {
+        let mut q = self.shared.queue.lock().ok()?;
+        let out = q.pop_front();
+        if q.is_empty() && q.capacity() > OUTBOX_KEEP {
+            *q = VecDeque::new();
+        }
+        out
+    }
+
+    /// The next item; `None` once every sender is gone and it is empty.
+    pub async fn recv(&mut self) -> Option<Outgoing> {
+        loop {
+            if let Some(out) = self.try_recv() {
+                return Some(out);
+            }
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                return self.try_recv();
+            }
+            // notify_one stores a permit, so a push between the check and
+            // this await is not missed.
+            self.shared.ready.notified().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn outbox_items_stay_small() {
-        // Each connection's outbox allocates blocks of 32 of these.
+        // Every queued outbox item is this size.
         assert!(
             std::mem::size_of::<Outgoing>() <= 96,
             "{}",
             std::mem::size_of::<Outgoing>()
         );
+    }
+}
+
+#[cfg(test)]
+mod outbox_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outbox_delivers_in_order_and_ends_when_senders_are_gone() {
+        let (tx, mut rx) = Outbox::new();
+        let tx2 = tx.clone();
+        tx.send(Outgoing::PingResp);
+        tx2.send(Outgoing::disconnect(0));
+        assert!(matches!(rx.recv().await, Some(Outgoing::PingResp)));
+        assert!(matches!(rx.recv().await, Some(Outgoing::Disconnect(_))));
+        let waiter = tokio::spawn(async move { rx.recv().await.is_none() });
+        tokio::task::yield_now().await;
+        drop(tx);
+        drop(tx2);
+        assert!(waiter.await.unwrap());
+    }
+
+    #[test]
+    fn sends_after_the_receiver_is_gone_are_dropped() {
+        let (tx, rx) = Outbox::new();
+        drop(rx);
+        assert!(!tx.push(Outgoing::PingResp));
     }
 }

@@ -9,7 +9,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::ConnContext;
@@ -26,7 +25,7 @@ pub struct Handshake {
     pub keep_alive: u16,
     pub session_expiry: u32,
     pub outbox: Outbox,
-    pub outbox_rx: mpsc::UnboundedReceiver<Outgoing>,
+    pub outbox_rx: crate::message::OutboxRx,
     /// v5 Maximum Packet Size the client accepts.
     pub client_max_packet: Option<u32>,
     /// v5 Topic Alias Maximum the client accepts from us.

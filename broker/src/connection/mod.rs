@@ -47,7 +47,7 @@ impl ConnContext {
 }
 
 /// Read buffer size per connection (grows for large packets).
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 256;
 /// A read buffer grown past this by a large packet is dropped once empty,
 /// so idle connections stay small.
 const READ_BUFFER_KEEP: usize = 64 * 1024;
@@ -84,8 +84,17 @@ pub async fn serve<S>(
     info!("New connection from {peer} on port {local_port}.");
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut rbuf = BytesMut::with_capacity(READ_BUFFER);
-    let Some(hs) = handshake::run(&mut rd, &mut wr, &mut rbuf, peer, allow_anonymous, &ctx).await
-    else {
+    // Boxed: the handshake's large state is freed once it is done instead
+    // of sizing this (long-lived) future.
+    let handshake = Box::pin(handshake::run(
+        &mut rd,
+        &mut wr,
+        &mut rbuf,
+        peer,
+        allow_anonymous,
+        &ctx,
+    ));
+    let Some(hs) = handshake.await else {
         return;
     };
     ctx.stats.clients_connected.fetch_add(1, Ordering::Relaxed);

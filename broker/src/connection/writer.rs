@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -178,7 +177,7 @@ impl WriterState {
 
 pub async fn run<W: AsyncWrite + Unpin>(
     mut wr: W,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    mut rx: crate::message::OutboxRx,
     mut state: WriterState,
     closed: CancellationToken,
 ) {
@@ -189,8 +188,8 @@ pub async fn run<W: AsyncWrite + Unpin>(
         let mut stop = state.encode(first, &mut buf).await;
         while !stop && buf.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(out) => stop = state.encode(out, &mut buf).await,
-                Err(_) => break,
+                Some(out) => stop = state.encode(out, &mut buf).await,
+                None => break,
             }
         }
         if !buf.is_empty() {
