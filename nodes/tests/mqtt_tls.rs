@@ -63,6 +63,7 @@ fn certificates(name: &str) -> PathBuf {
         ],
     );
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext file");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext file");
     openssl(
         &dir,
         &[
@@ -114,6 +115,9 @@ fn certificates(name: &str) -> PathBuf {
             "client.crt",
             "-days",
             "2",
+            // An X.509 v3 certificate (with an extension): rustls refuses v1.
+            "-extfile",
+            "client.ext",
         ],
     );
     dir
