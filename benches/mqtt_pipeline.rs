@@ -209,7 +209,15 @@ fn main() {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\nset_tcp_nodelay true\n"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n{}",
+            // `-- --mosquitto-nodelay`: Mosquitto without Nagle's delay (stock: with).
+            if std::env::args().any(|a| a == "--mosquitto-nodelay") {
+                "set_tcp_nodelay true\n"
+            } else {
+                ""
+            }
+        ),
     )
     .unwrap();
     let _mosquitto = Proc(
