@@ -26,13 +26,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// No Nagle delay on the load generator's sockets (as flowd's own).
-fn nodelay() -> rumqttc::NetworkOptions {
-    let mut n = rumqttc::NetworkOptions::new();
-    n.set_tcp_nodelay(true);
-    n
-}
-
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -93,7 +86,6 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
     let mut sub_opts = MqttOptions::new(format!("bench-sub-{round}"), "127.0.0.1", port);
     sub_opts.set_keep_alive(Duration::from_secs(30));
     let (sub, mut sub_loop) = AsyncClient::new(sub_opts, 100_000);
-    sub_loop.set_network_options(nodelay());
     sub.subscribe("alerts/temperature", QoS::AtMostOnce)
         .await
         .unwrap();
@@ -137,7 +129,6 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
     let mut pub_opts = MqttOptions::new(format!("bench-pub-{round}"), "127.0.0.1", port);
     pub_opts.set_keep_alive(Duration::from_secs(30));
     let (publisher, mut pub_loop) = AsyncClient::new(pub_opts, 100_000);
-    pub_loop.set_network_options(nodelay());
     let driver = tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });
     let (cpu0, _) = cpu_ms_and_rss(flowd_pid);
     let total = rate * secs as usize;

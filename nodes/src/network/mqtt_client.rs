@@ -202,8 +202,7 @@ pub fn open(o: &ClientOptions) -> (Client, EventLoop) {
             if let Some(tls) = &o.tls {
                 m.set_transport(rumqttc::Transport::tls_with_config(tls.clone()));
             }
-            let (c, mut e) = rumqttc::AsyncClient::new(m, REQUEST_CHANNEL_CAPACITY);
-            e.set_network_options(network_options());
+            let (c, e) = rumqttc::AsyncClient::new(m, REQUEST_CHANNEL_CAPACITY);
             (Client::V4(c), EventLoop::V4(Box::new(e)))
         }
         Protocol::V5 => {
@@ -242,19 +241,10 @@ pub fn open(o: &ClientOptions) -> (Client, EventLoop) {
             if let Some(tls) = &o.tls {
                 m.set_transport(rumqttc::Transport::tls_with_config(tls.clone()));
             }
-            m.set_network_options(network_options());
             let (c, e) = rumqttc::v5::AsyncClient::new(m, REQUEST_CHANNEL_CAPACITY);
             (Client::V5(c), EventLoop::V5(Box::new(e)))
         }
     }
-}
-
-/// Socket options: no Nagle delay, so a message goes out when it is
-/// published instead of waiting for the peer's delayed ACK (up to 40 ms).
-fn network_options() -> rumqttc::NetworkOptions {
-    let mut n = rumqttc::NetworkOptions::new();
-    n.set_tcp_nodelay(true);
-    n
 }
 
 impl Client {
