@@ -21,6 +21,19 @@ use std::sync::Arc;
 
 /// The Node-RED type name.
 pub const MQTT_BROKER: &str = "mqtt-broker";
+
+/// The `broker` property of mqtt in / mqtt out: a required mqtt-broker reference.
+pub fn broker_reference() -> Prop {
+    Prop::new(
+        "broker",
+        "Server",
+        Kind::Config {
+            node_type: MQTT_BROKER.into(),
+        },
+        json!(""),
+    )
+    .required()
+}
 /// Default port.
 const DEFAULT_PORT: u16 = 1883;
 /// Default keep-alive in seconds.

@@ -106,17 +106,7 @@ impl NodeType for MqttInType {
     fn descriptor(&self) -> NodeDescriptor {
         NodeDescriptor::new("mqtt in", "network", "node-red/mqtt", "#d8bfd8", 0, 1)
             .icon("bridge.svg")
-            .prop(
-                Prop::new(
-                    "broker",
-                    "Server",
-                    Kind::Config {
-                        node_type: MQTT_BROKER.into(),
-                    },
-                    json!(""),
-                )
-                .required(),
-            )
+            .prop(super::mqtt_broker::broker_reference())
             .prop(Prop::new("topic", "Topic", Kind::Text, json!("")))
             .prop(Prop::new(
                 "qos",

@@ -66,17 +66,7 @@ impl NodeType for MqttOutType {
     fn descriptor(&self) -> NodeDescriptor {
         NodeDescriptor::new("mqtt out", "network", "node-red/mqtt", "#d8bfd8", 1, 0)
             .icon("bridge.svg")
-            .prop(
-                Prop::new(
-                    "broker",
-                    "Server",
-                    Kind::Config {
-                        node_type: MQTT_BROKER.into(),
-                    },
-                    json!(""),
-                )
-                .required(),
-            )
+            .prop(super::mqtt_broker::broker_reference())
             .prop(Prop::new("topic", "Topic", Kind::Text, json!("")))
             .prop(Prop::new(
                 "qos",
