@@ -8,7 +8,9 @@
 //! other node of a case is flowd's real node. The same cases run end to end
 //! against a real broker with the MQTT nodes.
 
-use base64::Engine;
+mod conformance_cases;
+use conformance_cases::{cases_dir, payload_bytes, read_jsonl};
+
 use bytes::Bytes;
 use flowd_engine::node::{BuildContext, BuiltNode, ConfigNode, FunctionNode, NodeCx, NodeType};
 use flowd_engine::registry::NodeDescriptor;
@@ -148,35 +150,6 @@ impl NodeType for MqttOutType {
             retain: s("retain"),
         }))
     }
-}
-
-fn cases_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases")
-}
-
-fn read_jsonl(path: &Path) -> Vec<Json> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .collect()
-}
-
-fn payload_bytes(line: &Json) -> Bytes {
-    if let Some(b64) = line.get("payload_b64").and_then(Json::as_str) {
-        return Bytes::from(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .expect("base64"),
-        );
-    }
-    Bytes::copy_from_slice(
-        line.get("payload")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .as_bytes(),
-    )
 }
 
 type Published = (Bytes, u8, bool);

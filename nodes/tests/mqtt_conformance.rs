@@ -5,9 +5,11 @@
 //! with retain-as-published) must equal Node-RED's recording per topic:
 //! topic, payload bytes, QoS and retain flag, in order.
 
+mod conformance_cases;
+use conformance_cases::{cases_dir, payload_bytes, read_jsonl};
+
 mod mqtt_support;
 
-use base64::Engine;
 use bytes::Bytes;
 use flowd_engine::testing::TestFlow;
 use mqtt_support::{wait_connected, Mosquitto, Observer, Publisher, Seen};
@@ -22,35 +24,6 @@ const INPUT_GAP: Duration = Duration::from_millis(30);
 const SETTLE: Duration = Duration::from_millis(300);
 /// Output is complete once nothing arrived for this long (after the expected count).
 const QUIET: Duration = Duration::from_millis(400);
-
-fn cases_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases")
-}
-
-fn read_jsonl(path: &Path) -> Vec<Json> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .collect()
-}
-
-fn payload_bytes(line: &Json) -> Bytes {
-    if let Some(b64) = line.get("payload_b64").and_then(Json::as_str) {
-        return Bytes::from(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .expect("base64"),
-        );
-    }
-    Bytes::copy_from_slice(
-        line.get("payload")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .as_bytes(),
-    )
-}
 
 type PerTopic = BTreeMap<String, Vec<(Bytes, u8, bool)>>;
 
