@@ -92,6 +92,7 @@ impl Executor {
         prepared: Prepared,
         options: RuntimeOptions,
         ctrl_rx: mpsc::Receiver<Control>,
+        contexts: ContextStore,
     ) -> Executor {
         let (msg_tx, msg_rx) = mpsc::channel(INBOUND_CAPACITY);
         let (event_tx, event_rx) = mpsc::channel(EVENT_CAPACITY);
@@ -101,7 +102,7 @@ impl Executor {
             queue: VecDeque::with_capacity(256),
             out_buf: Vec::with_capacity(8),
             ev_buf: Vec::new(),
-            contexts: ContextStore::new(),
+            contexts,
             observer: options.observer,
             tap: options.tap,
             routes: Routes::default(),
@@ -156,6 +157,7 @@ impl Executor {
                         self.apply(prepared, plan).await;
                         let _ = reply.send(());
                     }
+                    Some(Control::FlushContext) => self.contexts.flush(),
                     Some(Control::Stop { timeout, reply }) => {
                         self.shutdown(timeout).await;
                         let _ = reply.send(());
@@ -425,6 +427,8 @@ impl Executor {
                 tracing::warn!(node = %id, "Config node did not close in time.");
             }
         }
+        // Last changes to the context writer (a persistent store).
+        self.contexts.flush();
         self.observer.idle();
     }
 }

@@ -36,7 +36,7 @@ impl InlineDriver {
         }
         let (tx, rx) = mpsc::channel(1);
         Ok(InlineDriver {
-            exec: Executor::new(prepared, options, rx),
+            exec: Executor::new(prepared, options, rx, crate::context::ContextStore::new()),
             _ctrl: tx,
         })
     }

@@ -223,6 +223,8 @@ impl Executor {
         let tabs: HashSet<Str> = self.set.tabs().map(|t| Str::new(&t.id)).collect();
         self.contexts.retain_flows(|z| tabs.contains(z));
         self.rebuild_topology();
+        let live = &self.by_id;
+        self.contexts.retain_nodes(|id| live.contains_key(id));
         for idx in started {
             self.start(idx);
         }

@@ -13,6 +13,7 @@ mod lifecycle;
 mod routing;
 
 use crate::build::{prepare_reusing, Prepared};
+use crate::context::ContextStore;
 use crate::deploy::{diff, plan, DeployType, Diff, Plan};
 use crate::flows::FlowSet;
 use crate::msg::Msg;
@@ -21,7 +22,7 @@ use crate::node::{NodeEvent, NodeInfo};
 use crate::observer::{NullObserver, RuntimeObserver};
 use crate::registry::Registry;
 use crate::validation::{ValidationError, ValidationErrors};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -89,6 +90,8 @@ pub(crate) enum Control {
         plan: Plan,
         reply: oneshot::Sender<()>,
     },
+    /// Hands changed context to the context writer (persistent stores).
+    FlushContext,
 }
 
 /// Options for starting a runtime.
@@ -137,18 +140,51 @@ pub struct Runtime {
     join: tokio::task::JoinHandle<()>,
     /// Deploys are applied one at a time.
     deploying: tokio::sync::Mutex<()>,
+    /// The writer of a persistent context store, awaited on stop.
+    context_writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Runtime {
     /// Starts every node of `prepared` (must be called inside a tokio runtime).
     pub fn start(prepared: Prepared, options: RuntimeOptions) -> Runtime {
+        Runtime::start_with_context(prepared, options, ContextStore::new())
+    }
+
+    /// [`Runtime::start`] on `contexts` (e.g. a persistent store loaded
+    /// from disk). Contexts of nodes and tabs not in `prepared` are cleaned
+    /// first; a persistent store is written every flush interval and when
+    /// the runtime stops.
+    pub fn start_with_context(
+        prepared: Prepared,
+        options: RuntimeOptions,
+        mut contexts: ContextStore,
+    ) -> Runtime {
+        let nodes: HashSet<&str> = prepared.nodes.iter().map(|p| &*p.info.id).collect();
+        let tabs: HashSet<String> = prepared.set.tabs().map(|t| t.id).collect();
+        contexts.retain_flows(|z| tabs.contains(z) || nodes.contains(z));
+        contexts.retain_nodes(|id| nodes.contains(id));
         let (ctrl_tx, ctrl_rx) = mpsc::channel(64);
-        let exec = executor::Executor::new(prepared, options, ctrl_rx);
+        let writer = contexts.storage().map(|(storage, interval)| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            contexts.set_writer(tx);
+            let ctrl = ctrl_tx.downgrade();
+            let request = move || {
+                if let Some(c) = ctrl.upgrade() {
+                    // A full queue means the executor is busy; the next tick retries.
+                    let _ = c.try_send(Control::FlushContext);
+                }
+            };
+            tokio::spawn(crate::context::file::run_writer(
+                storage, rx, interval, request,
+            ))
+        });
+        let exec = executor::Executor::new(prepared, options, ctrl_rx, contexts);
         let join = tokio::spawn(exec.run());
         Runtime {
             ctrl: ctrl_tx,
             join,
             deploying: tokio::sync::Mutex::new(()),
+            context_writer: std::sync::Mutex::new(writer),
         }
     }
 
@@ -262,6 +298,12 @@ impl Runtime {
             .is_ok()
         {
             let _ = rx.await;
+        }
+        // The executor handed its last context changes over; wait until
+        // they are on disk.
+        let writer = self.context_writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = writer {
+            let _ = w.await;
         }
     }
 }
