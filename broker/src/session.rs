@@ -38,6 +38,19 @@ pub struct Inflight {
     pub state: Awaiting,
 }
 
+/// A step of a journaled (persisted) QoS 2 delivery that must be on disk
+/// before the client sees it: the router journals it and holds the packet
+/// until the journal is flushed. Otherwise a restart could resend a
+/// message the client already has under a new packet id, or resend a
+/// PUBLISH after PUBREL, and the client would deliver it twice.
+#[derive(Debug)]
+pub enum Qos2Step {
+    /// PUBLISH with a packet id assigned (awaiting PUBREC).
+    Sent(Delivery),
+    /// PUBREC received: PUBREL to send (awaiting PUBCOMP).
+    Released { seq: u64, pkid: u16 },
+}
+
 /// A subscription as the session remembers it (to resend nothing twice and
 /// to answer "did it exist" for retain handling 1 and UNSUBACK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +69,8 @@ pub struct Session {
     pub inflight: VecDeque<Inflight>,
     pub queue: VecDeque<Delivery>,
     pub incoming_qos2: HashSet<u16>,
+    /// Persisted QoS 2 steps for the router to journal, then send.
+    pub qos2_steps: Vec<Qos2Step>,
     pub will: Option<LastWill>,
     /// Seconds the session outlives its connection.
     pub expiry_interval: u32,
@@ -79,6 +94,7 @@ impl Session {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             incoming_qos2: HashSet::new(),
+            qos2_steps: Vec::new(),
             will: None,
             expiry_interval: 0,
             generation: 0,
@@ -130,7 +146,9 @@ impl Session {
         } else {
             Awaiting::PubAck
         };
-        if let Some(link) = &self.link {
+        if d.seq != 0 && d.qos == QoS::ExactlyOnce {
+            self.qos2_steps.push(Qos2Step::Sent(d.clone()));
+        } else if let Some(link) = &self.link {
             link.outbox.send(Outgoing::Publish(d.clone()));
         }
         self.inflight.push_back(Inflight { delivery: d, state });
@@ -161,7 +179,10 @@ impl Session {
             }
             (AckKind::PubRec, Awaiting::PubRec | Awaiting::PubComp) => {
                 self.inflight[pos].state = Awaiting::PubComp;
-                if let Some(link) = &self.link {
+                let seq = self.inflight[pos].delivery.seq;
+                if seq != 0 {
+                    self.qos2_steps.push(Qos2Step::Released { seq, pkid });
+                } else if let Some(link) = &self.link {
                     link.outbox
                         .send(Outgoing::ack(Ack::new(AckKind::PubRel, pkid)));
                 }

@@ -7,7 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{connect_packet, Client};
-use flowd_broker::codec::{Ack, AckKind, Packet, ProtocolVersion::V311, ProtocolVersion::V5, QoS};
+use flowd_broker::codec::{
+    Ack, AckKind, Connect, Packet, ProtocolVersion::V311, ProtocolVersion::V5, Publish, QoS,
+};
 use flowd_broker::{Broker, BrokerConfig};
 
 fn dir(name: &str) -> PathBuf {
@@ -120,5 +122,175 @@ fn clean_sessions_and_cleared_retained_do_not_come_back() {
         broker.shutdown().await;
     });
     drop(rt);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// CONNECT resuming (or starting) a persistent session: v3 clean session 0,
+/// v5 with a session expiry.
+fn persistent(version: flowd_broker::codec::ProtocolVersion, id: &str) -> Connect {
+    let mut c = connect_packet(version, id, false, 60);
+    if version == V5 {
+        c.properties.session_expiry_interval = Some(300);
+    }
+    c
+}
+
+enum Stop {
+    Kill,
+    Graceful,
+}
+
+/// Runs `f` against a broker on the persistence directory `d`, then kills
+/// it or shuts it down.
+fn with_broker<F, Fut>(d: &Path, stop: Stop, f: F)
+where
+    F: FnOnce(std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    runtime().block_on(async {
+        let broker = Broker::start(config(d)).await.unwrap();
+        f(broker.local_addr().unwrap()).await;
+        match stop {
+            Stop::Kill => broker.kill().await,
+            Stop::Graceful => broker.shutdown().await,
+        }
+    });
+}
+
+async fn resume(addr: std::net::SocketAddr, c: Connect) -> Client {
+    let (client, ack) = Client::connect_with(addr, c).await;
+    assert_eq!(ack.code, 0);
+    assert!(ack.session_present, "session restored");
+    client
+}
+
+/// Takes QoS 2 deliveries until the broker is quiet, completing each flow
+/// (PUBREC, PUBREL, PUBCOMP); returns the payloads in arrival order.
+async fn take_qos2(c: &mut Client) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        match c.recv_within(common::QUIET).await {
+            Some(Packet::Publish(p)) => {
+                assert_eq!(p.qos, QoS::ExactlyOnce);
+                got.push(p.payload.to_vec());
+                c.send(Packet::Ack(Ack::new(AckKind::PubRec, p.pkid))).await;
+            }
+            Some(Packet::Ack(a)) if a.kind == AckKind::PubRel => {
+                c.send(Packet::Ack(Ack::new(AckKind::PubComp, a.pkid)))
+                    .await;
+            }
+            None => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn an_incoming_qos2_message_awaiting_pubrel_is_routed_once_across_kills() {
+    let d = dir("qos2-in");
+    // 1. A persistent subscriber (away) and a v5 publisher with a session:
+    //    PUBLISH QoS 2 answered with PUBREC, then the broker is killed
+    //    before the PUBREL.
+    with_broker(&d, Stop::Kill, |addr| async move {
+        let mut sub = Client::connect(addr, V311, "q2in-sub", false).await;
+        sub.subscribe(1, &[("in/#", QoS::ExactlyOnce)]).await;
+        sub.disconnect().await;
+        let (mut publ, ack) = Client::connect_with(addr, persistent(V5, "q2in-pub")).await;
+        assert_eq!(ack.code, 0);
+        publ.publish("in/x", b"once", QoS::ExactlyOnce, false, 9)
+            .await;
+        let rec = publ.expect_ack(AckKind::PubRec, 9).await;
+        assert!(rec.code < 0x80);
+    });
+    // 2. The publisher resumes: it resends the PUBLISH (DUP), which is
+    //    not routed again, then the PUBREL, answered with a successful
+    //    PUBCOMP (not 0x92: the broker still knows the id). Killed again.
+    with_broker(&d, Stop::Kill, |addr| async move {
+        let mut publ = resume(addr, persistent(V5, "q2in-pub")).await;
+        publ.send(Packet::Publish(Publish {
+            dup: true,
+            qos: QoS::ExactlyOnce,
+            topic: "in/x".into(),
+            pkid: 9,
+            payload: "once".into(),
+            ..Default::default()
+        }))
+        .await;
+        publ.expect_ack(AckKind::PubRec, 9).await;
+        publ.send(Packet::Ack(Ack::new(AckKind::PubRel, 9))).await;
+        let comp = publ.expect_ack(AckKind::PubComp, 9).await;
+        assert_eq!(comp.code, 0, "PUBCOMP for a packet id the broker has");
+    });
+    // 3. After the PUBCOMP the id is free: a new message with it is routed.
+    //    The subscriber gets each message exactly once.
+    with_broker(&d, Stop::Graceful, |addr| async move {
+        let mut publ = resume(addr, persistent(V5, "q2in-pub")).await;
+        publ.publish("in/x", b"next", QoS::ExactlyOnce, false, 9)
+            .await;
+        publ.expect_ack(AckKind::PubRec, 9).await;
+        publ.send(Packet::Ack(Ack::new(AckKind::PubRel, 9))).await;
+        assert_eq!(publ.expect_ack(AckKind::PubComp, 9).await.code, 0);
+        let mut sub = resume(addr, persistent(V311, "q2in-sub")).await;
+        assert_eq!(
+            take_qos2(&mut sub).await,
+            vec![b"once".to_vec(), b"next".to_vec()]
+        );
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn outgoing_qos2_deliveries_keep_their_packet_ids_and_phase_across_a_kill() {
+    let d = dir("qos2-out");
+    let (pa, pb) = runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let mut sub = Client::connect(addr, V311, "q2out-sub", false).await;
+        sub.subscribe(1, &[("out/#", QoS::ExactlyOnce)]).await;
+        let mut publ = Client::connect(addr, V311, "q2out-pub", true).await;
+        for (pkid, topic) in [(1, "out/a"), (2, "out/b")] {
+            publ.publish(topic, b"m", QoS::ExactlyOnce, false, pkid)
+                .await;
+            publ.expect_ack(AckKind::PubRec, pkid).await;
+            publ.send(Packet::Ack(Ack::new(AckKind::PubRel, pkid)))
+                .await;
+            publ.expect_ack(AckKind::PubComp, pkid).await;
+        }
+        let a = sub.expect_publish().await;
+        let b = sub.expect_publish().await;
+        assert_eq!((&a.topic[..], &b.topic[..]), ("out/a", "out/b"));
+        // `a` goes past PUBREC (the broker answers PUBREL once that is on
+        // disk); `b` stays unacknowledged.
+        sub.send(Packet::Ack(Ack::new(AckKind::PubRec, a.pkid)))
+            .await;
+        sub.expect_ack(AckKind::PubRel, a.pkid).await;
+        broker.kill().await;
+        (a.pkid, b.pkid)
+    });
+    runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let mut sub = resume(addr, persistent(V311, "q2out-sub")).await;
+        // `a`: PUBREL again, never the PUBLISH; `b`: the same PUBLISH, same
+        // packet id, DUP set [MQTT-4.4.0-1].
+        sub.expect_ack(AckKind::PubRel, pa).await;
+        let b = sub.expect_publish().await;
+        assert_eq!((&b.topic[..], b.pkid, b.dup), ("out/b", pb, true));
+        sub.send(Packet::Ack(Ack::new(AckKind::PubComp, pa))).await;
+        sub.send(Packet::Ack(Ack::new(AckKind::PubRec, pb))).await;
+        sub.expect_ack(AckKind::PubRel, pb).await;
+        sub.send(Packet::Ack(Ack::new(AckKind::PubComp, pb))).await;
+        sub.expect_nothing().await;
+        broker.kill().await;
+    });
+    // Completed flows do not come back.
+    runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let mut sub = resume(addr, persistent(V311, "q2out-sub")).await;
+        sub.expect_nothing().await;
+        broker.shutdown().await;
+    });
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -1,18 +1,28 @@
 //! Crash-safe persistence of retained messages and persistent sessions
-//! (subscriptions, queued and in-flight QoS 1/2 messages) in an
-//! append-only journal, `broker.journal` in the persistence directory.
+//! (subscriptions, queued and in-flight QoS 1/2 messages, and the QoS 2
+//! state in both directions) in an append-only journal, `broker.journal`
+//! in the persistence directory.
 //!
 //! The router appends records as it changes durable state and, at the end
-//! of each batch of requests, writes and fsyncs them before it releases the
-//! acknowledgements (PUBACK, PUBREC, SUBACK, UNSUBACK) that depended on
-//! them: a killed broker loses nothing it acknowledged. At start the
-//! journal is replayed (stopping at a torn tail) and rewritten compactly
-//! (temp file, fsync, rename); it is compacted again when it grows past
-//! [`COMPACT_BYTES`] and at shutdown.
+//! of each batch of requests, writes them with a commit record and fsyncs
+//! before it releases the packets that depended on them (PUBACK, PUBREC,
+//! PUBCOMP, SUBACK, UNSUBACK, and for persisted QoS 2 deliveries the
+//! PUBLISH and PUBREL): a killed broker loses nothing it acknowledged.
+//! QoS 2 across a restart:
+//! - incoming: the packet ids awaiting PUBREL are kept, so a resent
+//!   PUBLISH is acknowledged without being routed again and a PUBREL gets
+//!   PUBCOMP; the id is dropped before PUBCOMP is sent.
+//! - outgoing: each sent delivery's packet id and phase are kept, so it
+//!   is resent with the same id (DUP) or, past PUBREC, only PUBREL.
+//!
+//! At start the journal is replayed, applying a batch only up to its
+//! commit (a torn tail drops the unacknowledged batch whole), and
+//! rewritten compactly (temp file, fsync, rename); it is compacted again
+//! when it grows past [`COMPACT_BYTES`] and at shutdown.
 
 mod record;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,6 +70,11 @@ pub struct RestoredSession {
     pub expiry: u32,
     pub subscriptions: BTreeMap<String, (SubscriptionOptions, Option<u32>)>,
     pub messages: BTreeMap<u64, RestoredMessage>,
+    /// Incoming QoS 2 packet ids awaiting PUBREL.
+    pub incoming_qos2: BTreeSet<u16>,
+    /// Outgoing QoS 2 deliveries already sent: seq -> (packet id,
+    /// released: PUBREL sent, awaiting PUBCOMP).
+    pub qos2_out: BTreeMap<u64, (u16, bool)>,
 }
 
 /// The durable state, as replayed from the journal.
@@ -132,8 +147,32 @@ impl Restored {
             Record::Done { client, seq } => {
                 if let Some(s) = self.sessions.get_mut(&client) {
                     s.messages.remove(&seq);
+                    s.qos2_out.remove(&seq);
                 }
             }
+            Record::Qos2In { client, pkid } => {
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    s.incoming_qos2.insert(pkid);
+                }
+            }
+            Record::Qos2InDone { client, pkid } => {
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    s.incoming_qos2.remove(&pkid);
+                }
+            }
+            Record::Qos2Out {
+                client,
+                seq,
+                pkid,
+                released,
+            } => {
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    if s.messages.contains_key(&seq) {
+                        s.qos2_out.insert(seq, (pkid, released));
+                    }
+                }
+            }
+            Record::Commit => {}
         }
     }
 
@@ -168,6 +207,20 @@ impl Restored {
                     message: m.message.clone(),
                 });
             }
+            for (&seq, &(pkid, released)) in &s.qos2_out {
+                out.push(Record::Qos2Out {
+                    client: client.clone(),
+                    seq,
+                    pkid,
+                    released,
+                });
+            }
+            for &pkid in &s.incoming_qos2 {
+                out.push(Record::Qos2In {
+                    client: client.clone(),
+                    pkid,
+                });
+            }
         }
         out
     }
@@ -200,14 +253,34 @@ impl Journal {
             ..Default::default()
         };
         let mut pos = 0;
+        // Records of the batch being read, applied at its commit. A journal
+        // without any commit (written before commits existed) is applied
+        // record by record.
+        let mut batch = Vec::new();
+        let mut committed = 0;
+        let mut seen_commit = false;
         while let Some((record, n)) = Record::decode(&data[pos..]) {
-            restored.apply(record);
             pos += n;
+            if record == Record::Commit {
+                seen_commit = true;
+                committed = pos;
+                for r in batch.drain(..) {
+                    restored.apply(r);
+                }
+            } else {
+                batch.push(record);
+            }
         }
-        if pos < data.len() {
+        if !seen_commit {
+            committed = pos;
+            for r in batch.drain(..) {
+                restored.apply(r);
+            }
+        }
+        if committed < data.len() {
             tracing::warn!(
-                bytes = data.len() - pos,
-                "Journal has a torn or corrupt tail; ignoring it."
+                bytes = data.len() - committed,
+                "Journal has a torn, corrupt or uncommitted tail; ignoring it."
             );
         }
         let (file, size) = write_snapshot(dir, &restored.records())?;
@@ -238,6 +311,7 @@ impl Journal {
     /// Writes and fsyncs pending records, then releases the held acks.
     pub fn flush(&mut self) -> Result<(), PersistError> {
         if !self.pending.is_empty() {
+            Record::Commit.encode(&mut self.pending);
             let path = self.dir.join(JOURNAL_FILE);
             self.file.write_all(&self.pending).map_err(io_err(&path))?;
             self.file.sync_data().map_err(io_err(&path))?;
@@ -273,6 +347,7 @@ fn write_snapshot(dir: &Path, records: &[Record]) -> Result<(File, u64), Persist
     for r in records {
         r.encode(&mut buf);
     }
+    Record::Commit.encode(&mut buf);
     {
         let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&buf).map_err(io_err(&tmp))?;
@@ -350,6 +425,106 @@ mod tests {
         assert_eq!(s.subscriptions.len(), 1);
         assert_eq!(s.messages.keys().copied().collect::<Vec<_>>(), vec![2]);
         assert_eq!(restored.next_seq, 3);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_batch_without_its_commit_is_not_applied() {
+        let dir = tempdir("uncommitted");
+        {
+            let (mut j, _) = Journal::open(&dir).unwrap();
+            j.append(&Record::Session {
+                client: "c".into(),
+                version: ProtocolVersion::V5,
+                expiry: 60,
+            });
+            j.append(&Record::Qos2In {
+                client: "c".into(),
+                pkid: 1,
+            });
+            j.flush().unwrap();
+        }
+        // A second batch cut after whole records, before its commit: a
+        // routed copy written, the packet id it stands for not.
+        let mut torn = BytesMut::new();
+        Record::Enqueue {
+            client: "c".into(),
+            seq: 9,
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            ids: vec![],
+            message: sample_message("t", b"m"),
+        }
+        .encode(&mut torn);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL_FILE))
+            .unwrap();
+        f.write_all(&torn).unwrap();
+        drop(f);
+        let (_j, restored) = Journal::open(&dir).unwrap();
+        let s = &restored.sessions["c"];
+        assert!(s.messages.is_empty(), "uncommitted batch applied");
+        assert_eq!(s.incoming_qos2.iter().copied().collect::<Vec<_>>(), vec![1]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn qos2_state_replays_and_survives_compaction() {
+        let dir = tempdir("qos2");
+        {
+            let (mut j, _) = Journal::open(&dir).unwrap();
+            j.append(&Record::Session {
+                client: "c".into(),
+                version: ProtocolVersion::V311,
+                expiry: u32::MAX,
+            });
+            for seq in [1, 2, 3] {
+                j.append(&Record::Enqueue {
+                    client: "c".into(),
+                    seq,
+                    qos: QoS::ExactlyOnce,
+                    retain: false,
+                    ids: vec![],
+                    message: sample_message("t", b"m"),
+                });
+            }
+            let out = |seq, pkid, released| Record::Qos2Out {
+                client: "c".into(),
+                seq,
+                pkid,
+                released,
+            };
+            j.append(&out(1, 10, false));
+            j.append(&out(2, 11, false));
+            j.append(&out(1, 10, true));
+            j.append(&Record::Done {
+                client: "c".into(),
+                seq: 2,
+            });
+            for pkid in [5, 6] {
+                j.append(&Record::Qos2In {
+                    client: "c".into(),
+                    pkid,
+                });
+            }
+            j.append(&Record::Qos2InDone {
+                client: "c".into(),
+                pkid: 5,
+            });
+            j.flush().unwrap();
+        }
+        // Opened twice: the second replays the compacted snapshot.
+        for _ in 0..2 {
+            let (_j, restored) = Journal::open(&dir).unwrap();
+            let s = &restored.sessions["c"];
+            assert_eq!(s.messages.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+            assert_eq!(
+                s.qos2_out.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                vec![(1, (10, true))]
+            );
+            assert_eq!(s.incoming_qos2.iter().copied().collect::<Vec<_>>(), vec![6]);
+        }
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -47,6 +47,29 @@ pub enum Record {
         client: String,
         seq: u64,
     },
+    /// An incoming QoS 2 PUBLISH was routed; its packet id awaits PUBREL
+    /// (a resent PUBLISH with this id is not routed again).
+    Qos2In {
+        client: String,
+        pkid: u16,
+    },
+    /// PUBREL received for an incoming QoS 2 packet id: the id is free.
+    Qos2InDone {
+        client: String,
+        pkid: u16,
+    },
+    /// The outgoing QoS 2 delivery `seq` was sent as packet id `pkid`;
+    /// `released`: PUBREC received and PUBREL sent (awaiting PUBCOMP).
+    Qos2Out {
+        client: String,
+        seq: u64,
+        pkid: u16,
+        released: bool,
+    },
+    /// End of one flushed batch: replay applies a batch only when its
+    /// commit is there, so a torn write takes the whole (unacknowledged)
+    /// batch with it instead of half of it.
+    Commit,
 }
 
 /// A message as stored: its publish fields and absolute expiry.
@@ -131,6 +154,10 @@ const SUBSCRIBE: u8 = 5;
 const UNSUBSCRIBE: u8 = 6;
 const ENQUEUE: u8 = 7;
 const DONE: u8 = 8;
+const QOS2_IN: u8 = 9;
+const QOS2_IN_DONE: u8 = 10;
+const QOS2_OUT: u8 = 11;
+const COMMIT: u8 = 12;
 
 fn put_message(b: &mut BytesMut, m: &StoredMessage) {
     b.put_u64(m.expires_unix);
@@ -217,6 +244,29 @@ impl Record {
                 put_string(&mut b, client);
                 b.put_u64(*seq);
             }
+            Record::Qos2In { client, pkid } => {
+                b.put_u8(QOS2_IN);
+                put_string(&mut b, client);
+                b.put_u16(*pkid);
+            }
+            Record::Qos2InDone { client, pkid } => {
+                b.put_u8(QOS2_IN_DONE);
+                put_string(&mut b, client);
+                b.put_u16(*pkid);
+            }
+            Record::Qos2Out {
+                client,
+                seq,
+                pkid,
+                released,
+            } => {
+                b.put_u8(QOS2_OUT);
+                put_string(&mut b, client);
+                b.put_u64(*seq);
+                b.put_u16(*pkid);
+                b.put_u8(u8::from(*released));
+            }
+            Record::Commit => b.put_u8(COMMIT),
         }
         out.put_u32(b.len() as u32);
         out.put_u32(crc32(&b));
@@ -300,6 +350,21 @@ impl Record {
                 client: r.string()?,
                 seq: u64v(&mut r)?,
             },
+            QOS2_IN => Record::Qos2In {
+                client: r.string()?,
+                pkid: r.u16()?,
+            },
+            QOS2_IN_DONE => Record::Qos2InDone {
+                client: r.string()?,
+                pkid: r.u16()?,
+            },
+            QOS2_OUT => Record::Qos2Out {
+                client: r.string()?,
+                seq: u64v(&mut r)?,
+                pkid: r.u16()?,
+                released: r.u8()? != 0,
+            },
+            COMMIT => Record::Commit,
             _ => return Err(DecodeError::Protocol("unknown journal record")),
         })
     }
@@ -371,6 +436,21 @@ mod tests {
                 client: "c".into(),
                 seq: 1 << 40,
             },
+            Record::Qos2In {
+                client: "c".into(),
+                pkid: 65535,
+            },
+            Record::Qos2InDone {
+                client: "c".into(),
+                pkid: 7,
+            },
+            Record::Qos2Out {
+                client: "c".into(),
+                seq: 1 << 33,
+                pkid: 12,
+                released: true,
+            },
+            Record::Commit,
         ];
         let mut out = BytesMut::new();
         for r in &records {

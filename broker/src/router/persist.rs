@@ -8,9 +8,10 @@ use std::time::Instant;
 use tracing::error;
 
 use super::{secs, Router, SubKey, Timer, TreeSub};
+use crate::codec::{Ack, AckKind, QoS};
 use crate::message::{Delivery, Message, Outbox, Outgoing};
 use crate::persistence::{Journal, Record, Restored, StoredMessage};
-use crate::session::{Session, SessionSub, NEVER_EXPIRES};
+use crate::session::{Awaiting, Inflight, Qos2Step, Session, SessionSub, NEVER_EXPIRES};
 use crate::topic::split_shared;
 
 impl Router {
@@ -49,19 +50,39 @@ impl Router {
                     .subscriptions
                     .insert(filter, SessionSub { options, id });
             }
-            for (seq, m) in rs.messages {
+            session.incoming_qos2.extend(rs.incoming_qos2);
+            for (seq, mut m) in rs.messages {
+                let sent = rs.qos2_out.get(&seq).copied();
+                if let Some((_, true)) = sent {
+                    // Past PUBREC: the client has it, only PUBREL remains,
+                    // whatever the message's expiry.
+                    m.message.expires_unix = 0;
+                }
                 let Some(message) = m.message.into_message() else {
                     continue;
                 };
-                session.queue.push_back(Delivery {
+                let delivery = Delivery {
                     message: Arc::new(message),
                     qos: m.qos,
                     retain: m.retain,
                     dup: false,
-                    pkid: 0,
+                    pkid: sent.map_or(0, |(pkid, _)| pkid),
                     subscription_ids: m.ids,
                     seq,
-                });
+                };
+                // Sent before the restart: resent with the same packet id
+                // (DUP), or PUBREL again if the client had it.
+                match sent {
+                    Some((_, released)) => session.inflight.push_back(Inflight {
+                        delivery,
+                        state: if released {
+                            Awaiting::PubComp
+                        } else {
+                            Awaiting::PubRec
+                        },
+                    }),
+                    None => session.queue.push_back(delivery),
+                }
             }
             if rs.expiry != NEVER_EXPIRES {
                 let generation = session.generation;
@@ -77,6 +98,45 @@ impl Router {
         }
         self.journal = Some(journal);
         self
+    }
+
+    /// Journals the persisted QoS 2 steps `client`'s session took and holds
+    /// their packets until the journal is on disk.
+    pub(super) fn journal_qos2_steps(&mut self, client: &Arc<str>) {
+        let Some(session) = self.sessions.get_mut(client) else {
+            return;
+        };
+        if session.qos2_steps.is_empty() {
+            return;
+        }
+        let steps = std::mem::take(&mut session.qos2_steps);
+        let outbox = session.link.as_ref().map(|l| l.outbox.clone());
+        for step in steps {
+            let (record, out) = match step {
+                Qos2Step::Sent(d) => (
+                    Record::Qos2Out {
+                        client: client.to_string(),
+                        seq: d.seq,
+                        pkid: d.pkid,
+                        released: false,
+                    },
+                    Outgoing::Publish(d),
+                ),
+                Qos2Step::Released { seq, pkid } => (
+                    Record::Qos2Out {
+                        client: client.to_string(),
+                        seq,
+                        pkid,
+                        released: true,
+                    },
+                    Outgoing::ack(Ack::new(AckKind::PubRel, pkid)),
+                ),
+            };
+            self.journal(record);
+            if let Some(outbox) = &outbox {
+                self.send_ack(outbox.clone(), out);
+            }
+        }
     }
 
     pub(super) fn next_seq(&mut self) -> u64 {
@@ -181,9 +241,28 @@ impl Router {
                     id: sub.id,
                 });
             }
+            let client_arc: Arc<str> = client.as_str().into();
             let deliveries = s.inflight.iter().map(|i| &i.delivery).chain(s.queue.iter());
             for d in deliveries.filter(|d| d.seq != 0) {
-                out.push(Self::enqueue_record(&client.as_str().into(), d));
+                out.push(Self::enqueue_record(&client_arc, d));
+            }
+            let sent_qos2 = s
+                .inflight
+                .iter()
+                .filter(|i| i.delivery.seq != 0 && i.delivery.qos == QoS::ExactlyOnce);
+            for i in sent_qos2 {
+                out.push(Record::Qos2Out {
+                    client: client.clone(),
+                    seq: i.delivery.seq,
+                    pkid: i.delivery.pkid,
+                    released: i.state == Awaiting::PubComp,
+                });
+            }
+            for &pkid in &s.incoming_qos2 {
+                out.push(Record::Qos2In {
+                    client: client.clone(),
+                    pkid,
+                });
             }
         }
         out

@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::{secs, Router};
 use crate::codec::{Ack, AckKind, Publish, QoS};
 use crate::message::{ConnId, Delivery, Message, Outgoing};
+use crate::persistence::Record;
 
 /// v5 reason code: accepted, but nobody subscribed.
 const NO_MATCHING_SUBSCRIBERS: u8 = 0x10;
@@ -38,11 +39,12 @@ impl Router {
         };
         let v5 = session.version.is_v5();
         let (qos, pkid) = (publish.qos, publish.pkid);
+        let persisted = session.persisted;
         if qos == QoS::ExactlyOnce && !session.incoming_qos2.insert(pkid) {
-            // A resent QoS 2 PUBLISH we already have: acknowledge only.
-            if let Some(link) = &session.link {
-                link.outbox
-                    .send(Outgoing::ack(Ack::new(AckKind::PubRec, pkid)));
+            // A resent QoS 2 PUBLISH we already have: acknowledge only
+            // (once what recorded it is on disk).
+            if let Some(outbox) = session.link.as_ref().map(|l| l.outbox.clone()) {
+                self.send_ack(outbox, Outgoing::ack(Ack::new(AckKind::PubRec, pkid)));
             }
             return;
         }
@@ -63,6 +65,14 @@ impl Router {
                 publisher: Some(client.clone()),
             });
             matched = self.route(&msg);
+        }
+        if qos == QoS::ExactlyOnce && persisted {
+            // After the routed copies' records: the id is journaled with
+            // (never before) what it stands for.
+            self.journal(Record::Qos2In {
+                client: client.to_string(),
+                pkid,
+            });
         }
         let code = match (allowed, matched) {
             (false, _) if v5 => NOT_AUTHORIZED,
@@ -97,14 +107,22 @@ impl Router {
                 } else {
                     PACKET_ID_NOT_FOUND
                 };
-                if let Some(link) = &session.link {
-                    link.outbox.send(Outgoing::ack(Ack::with_code(
-                        AckKind::PubComp,
-                        ack.pkid,
-                        code,
-                    )));
+                let persisted = session.persisted;
+                let outbox = session.link.as_ref().map(|l| l.outbox.clone());
+                if known && persisted {
+                    // PUBCOMP frees the id for a new message: only once the
+                    // journal no longer holds it, or a restart would take
+                    // that new message for a duplicate.
+                    self.journal(Record::Qos2InDone {
+                        client: client.to_string(),
+                        pkid: ack.pkid,
+                    });
                 }
-                None
+                if let Some(outbox) = outbox {
+                    let pubcomp = Ack::with_code(AckKind::PubComp, ack.pkid, code);
+                    self.send_ack(outbox, Outgoing::ack(pubcomp));
+                }
+                return;
             }
             // A v5 PUBREC with a failure code ends the QoS 2 flow.
             AckKind::PubRec if ack.code >= 0x80 => session.complete(ack.pkid),
@@ -114,6 +132,7 @@ impl Router {
             session.pump(now);
             self.journal_done(client, seq);
         }
+        self.journal_qos2_steps(client);
     }
 
     pub(super) fn on_dropped(&mut self, conn: ConnId, client: &Arc<str>, pkid: u16) {
@@ -122,6 +141,7 @@ impl Router {
             if let Some(seq) = session.complete(pkid) {
                 session.pump(now);
                 self.journal_done(client, seq);
+                self.journal_qos2_steps(client);
             }
         }
     }
@@ -245,6 +265,7 @@ impl Router {
             self.stats.message_dropped();
         } else if let Some(record) = record {
             self.journal(record);
+            self.journal_qos2_steps(client);
         }
     }
 }
