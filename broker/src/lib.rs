@@ -22,10 +22,12 @@
 //!   semantics of a network client (session, will, QoS flows, ACL, limits).
 //!   `LocalClient` (cloneable): `publish(LocalPublish)` returns at PUBACK /
 //!   PUBCOMP, `subscribe(filters, subscription_id)` and `unsubscribe`
-//!   return the reason codes, `disconnect(publish_will)`.
-//!   `LocalReceiver::recv()` yields [`LocalMessage`]s and acknowledges them
-//!   as they are taken, so a consumer that stops reading gets back-pressure
-//!   and queue limits like a slow TCP client.
+//!   return the reason codes, `ack(&LocalMessage)` / `try_ack`,
+//!   `disconnect(publish_will)`. `LocalReceiver::recv()` yields
+//!   [`LocalMessage`]s and acknowledges them as they are taken, or, with
+//!   `LocalOptions::manual_acks`, when the application calls `ack`; a
+//!   consumer that stops reading or acking gets back-pressure and queue
+//!   limits like a slow TCP client.
 //!
 //! # Design decisions
 //! - Own codec ([`codec`]), one file per packet type with round-trip,

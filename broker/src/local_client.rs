@@ -3,11 +3,66 @@
 //! MQTT 5 semantics to the router through the same requests a network
 //! connection sends.
 //!
-//! [`crate::Broker::connect_local`] returns a cloneable [`LocalClient`]
-//! (publish, subscribe, unsubscribe, disconnect) and a [`LocalReceiver`]
-//! for incoming messages. A QoS 1/2 message stays in flight until it is
-//! taken with [`LocalReceiver::recv`]: a consumer that stops reading fills
-//! its in-flight window and then its queue, like a slow TCP client.
+//! # How to use it
+//!
+//! ```no_run
+//! # async fn demo(broker: &flowd_broker::Broker) -> Result<(), flowd_broker::LocalError> {
+//! use flowd_broker::{LocalOptions, LocalPublish, QoS, SubscriptionOptions};
+//! // Connect: a persistent session (kept 1 hour while the client is gone)
+//! // that acknowledges only what the application says it processed.
+//! let opts = LocalOptions {
+//!     client_id: "flow-node-1".into(),
+//!     clean_start: false,
+//!     session_expiry: 3600,
+//!     receive_maximum: 10, // at most 10 unacknowledged QoS 1/2 messages
+//!     manual_acks: true,
+//!     ..Default::default()
+//! };
+//! let (client, mut rx) = broker.connect_local(opts).await?;
+//! // Subscribe: one reason code per filter (granted QoS, or >= 0x80).
+//! let sub = SubscriptionOptions { qos: QoS::ExactlyOnce, ..Default::default() };
+//! let codes = client.subscribe(vec![("sensors/#".into(), sub)], None).await?;
+//! // Receive, process, then acknowledge (PUBACK, or PUBREC for QoS 2).
+//! while let Some(msg) = rx.recv().await {
+//!     println!("{} {:?}", msg.topic, msg.payload);
+//!     client.ack(&msg).await?;
+//!     # break;
+//! }
+//! // Publish: returns at PUBACK (QoS 1) / PUBCOMP (QoS 2).
+//! client.publish(LocalPublish {
+//!     topic: "out/t".into(),
+//!     payload: "21.5".into(),
+//!     qos: QoS::AtLeastOnce,
+//!     ..Default::default()
+//! }).await?;
+//! // Disconnect (true: publish the will, as an abnormal close would).
+//! client.disconnect(false).await;
+//! # let _ = codes; Ok(()) }
+//! ```
+//!
+//! - [`crate::Broker::connect_local`]`(LocalOptions)` returns a cloneable
+//!   [`LocalClient`] (publish, subscribe, unsubscribe, ack, disconnect)
+//!   and a [`LocalReceiver`] for incoming messages.
+//! - Acknowledgements: by default [`LocalReceiver::recv`] acknowledges a
+//!   QoS 1/2 message as it hands it out. With
+//!   [`LocalOptions::manual_acks`] it does not: the application calls
+//!   [`LocalClient::ack`] (or the non-blocking [`LocalClient::try_ack`])
+//!   once it has processed the message. Until then the message stays in
+//!   flight: at most [`LocalOptions::receive_maximum`] are outstanding
+//!   (the rest wait in the session's queue, up to the broker's queue
+//!   limit), and if the client goes away first, a persistent session gets
+//!   it again (with `dup` set) when it reconnects. For QoS 2 the ack sends
+//!   PUBREC; PUBREL/PUBCOMP follow by themselves, so the message is
+//!   handed out once.
+//! - Disconnect: [`LocalClient::disconnect`] ends the connection normally
+//!   (no will unless asked for); dropping every `LocalClient` handle
+//!   without it is an abnormal close (the will is published), as a
+//!   dropped socket. A session with `session_expiry > 0` keeps its
+//!   subscriptions and queues QoS 1/2 messages while the client is gone;
+//!   connect again with the same `client_id` and `clean_start: false`.
+//! - A consumer that stops reading fills its in-flight window and then
+//!   its queue, like a slow TCP client; QoS 0 messages beyond the broker's
+//!   QoS 0 queue limit are dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -54,6 +109,10 @@ pub struct LocalOptions {
     pub will: Option<LastWill>,
     /// Used by the ACL.
     pub username: Option<String>,
+    /// QoS 1/2 messages are acknowledged by [`LocalClient::ack`] /
+    /// [`LocalClient::try_ack`], not when [`LocalReceiver::recv`] hands
+    /// them out.
+    pub manual_acks: bool,
 }
 
 /// The v5 properties an application message carries.
@@ -113,8 +172,37 @@ pub struct LocalMessage {
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
+    /// Sent before, on an earlier connection of this session.
     pub dup: bool,
     pub properties: MessageProperties,
+    /// The packet id of a QoS 1/2 delivery (0 for QoS 0).
+    pub pkid: u16,
+    /// Which delivery this is, for [`LocalClient::ack`].
+    delivery: DeliveryRef,
+}
+
+/// The connection a message came on and its number there: an ack for a
+/// message of an earlier connection, or one acked already (whose packet
+/// id may be in use again), must not acknowledge another message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DeliveryRef {
+    conn: ConnId,
+    serial: u64,
+}
+
+/// QoS 1/2 messages handed out with manual acks and not acknowledged yet:
+/// packet id -> delivery serial.
+type Unacked = Arc<Mutex<HashMap<u16, u64>>>;
+
+/// Requests that reach the router in the order the client made them,
+/// forwarded by the client's driver task: acknowledgements and the close
+/// (an ack made before `disconnect` is not lost behind it).
+enum Control {
+    Ack(AckKind, u16),
+    Close {
+        reason: CloseReason,
+        done: Option<oneshot::Sender<()>>,
+    },
 }
 
 enum Pending {
@@ -129,19 +217,19 @@ struct Inner {
     pending: Mutex<HashMap<u16, Pending>>,
     next_pkid: AtomicU16,
     closed: CancellationToken,
+    control: mpsc::UnboundedSender<Control>,
+    unacked: Unacked,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Every handle gone without disconnect(): like a dropped socket.
+        // (Through the driver: never lost to a full router channel.)
         if !self.closed.is_cancelled() {
-            let closed = Inbound::Closed {
-                conn: self.conn,
-                client: self.client.clone(),
+            let _ = self.control.send(Control::Close {
                 reason: CloseReason::Abnormal,
-                session_expiry: None,
-            };
-            let _ = self.router.try_send(closed);
+                done: None,
+            });
         }
     }
 }
@@ -159,6 +247,9 @@ pub struct LocalReceiver {
     conn: ConnId,
     client: Arc<str>,
     queued_qos0: Arc<AtomicUsize>,
+    manual_acks: bool,
+    unacked: Unacked,
+    serial: u64,
 }
 
 pub(crate) async fn connect(
@@ -208,6 +299,8 @@ pub(crate) async fn connect(
         _ => return Err(LocalError::Disconnected),
     }
     let client: Arc<str> = client_id.into();
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let unacked = Unacked::default();
     let inner = Arc::new(Inner {
         router: ctx.router.clone(),
         conn,
@@ -215,11 +308,14 @@ pub(crate) async fn connect(
         pending: Mutex::new(HashMap::new()),
         next_pkid: AtomicU16::new(1),
         closed: CancellationToken::new(),
+        control,
+        unacked: unacked.clone(),
     });
     let (msg_tx, msg_rx) = mpsc::unbounded_channel();
     tokio::spawn(drive(
         Arc::downgrade(&inner),
         outbox_rx,
+        control_rx,
         msg_tx,
         ctx.router.clone(),
         conn,
@@ -231,14 +327,19 @@ pub(crate) async fn connect(
         conn,
         client,
         queued_qos0,
+        manual_acks: opts.manual_acks,
+        unacked,
+        serial: 0,
     };
     Ok((LocalClient { inner }, receiver))
 }
 
-/// Turns the router's answers into resolved requests and received messages.
+/// Turns the router's answers into resolved requests and received
+/// messages, and forwards the client's [`Control`] requests in order.
 async fn drive(
     inner: std::sync::Weak<Inner>,
     mut rx: crate::message::OutboxRx,
+    mut control: mpsc::UnboundedReceiver<Control>,
     msgs: mpsc::UnboundedSender<Delivery>,
     router: mpsc::Sender<Inbound>,
     conn: ConnId,
@@ -257,7 +358,36 @@ async fn drive(
             None => {}
         }
     };
-    while let Some(out) = rx.recv().await {
+    let mut control_open = true;
+    loop {
+        let out = tokio::select! {
+            out = rx.recv() => match out {
+                Some(out) => out,
+                None => break,
+            },
+            ctl = control.recv(), if control_open => {
+                match ctl {
+                    Some(Control::Ack(kind, pkid)) => {
+                        let (client, ack) = (client.clone(), Ack::new(kind, pkid));
+                        let _ = router.send(Inbound::Ack { conn, client, ack }).await;
+                    }
+                    Some(Control::Close { reason, done }) => {
+                        let closed = Inbound::Closed {
+                            conn,
+                            client: client.clone(),
+                            reason,
+                            session_expiry: None,
+                        };
+                        let _ = router.send(closed).await;
+                        if let Some(done) = done {
+                            let _ = done.send(());
+                        }
+                    }
+                    None => control_open = false,
+                }
+                continue;
+            }
+        };
         match out {
             Outgoing::Publish(d) => {
                 let _ = msgs.send(d);
@@ -423,7 +553,63 @@ impl LocalClient {
         rx.await.map_err(|_| LocalError::Disconnected)
     }
 
+    /// Acknowledges a message received with [`LocalOptions::manual_acks`]:
+    /// PUBACK for QoS 1, PUBREC for QoS 2 (PUBREL and PUBCOMP follow by
+    /// themselves). Until then the message counts against the in-flight
+    /// window and is delivered again (`dup`) if the session resumes on a
+    /// new connection. A no-op for QoS 0, for a message acknowledged
+    /// already, without manual acks, or from an earlier connection (that
+    /// one comes again anyway). Never waits; see [`LocalClient::try_ack`].
+    pub async fn ack(&self, msg: &LocalMessage) -> Result<(), LocalError> {
+        self.try_ack(msg)
+    }
+
+    /// [`LocalClient::ack`] without `async`, e.g. from a `Drop`. It never
+    /// fails for lack of room: the ack is queued for the client's driver,
+    /// which forwards acks and the close in the order they were made.
+    pub fn try_ack(&self, msg: &LocalMessage) -> Result<(), LocalError> {
+        let kind = match msg.qos {
+            QoS::AtMostOnce => return Ok(()),
+            QoS::AtLeastOnce => AckKind::PubAck,
+            QoS::ExactlyOnce => AckKind::PubRec,
+        };
+        if msg.delivery.conn != self.inner.conn {
+            return Ok(());
+        }
+        if self.inner.closed.is_cancelled() {
+            return Err(LocalError::Disconnected);
+        }
+        let ours = {
+            let mut unacked = self
+                .inner
+                .unacked
+                .lock()
+                .map_err(|_| LocalError::Disconnected)?;
+            let ours = unacked.get(&msg.pkid) == Some(&msg.delivery.serial);
+            if ours {
+                unacked.remove(&msg.pkid);
+            }
+            ours
+        };
+        if !ours {
+            return Ok(());
+        }
+        self.inner
+            .control
+            .send(Control::Ack(kind, msg.pkid))
+            .map_err(|_| LocalError::Disconnected)
+    }
+
+    /// How many QoS 1/2 messages handed out with manual acks wait for
+    /// their ack.
+    pub fn unacked(&self) -> usize {
+        self.inner.unacked.lock().map_or(0, |u| u.len())
+    }
+
     /// Disconnects (v5 DISCONNECT: reason 0, or 0x04 to publish the will).
+    /// Returns once the broker has the close: acks made before it were
+    /// applied first, and a reconnect with the same client id after it
+    /// resumes the session (no takeover).
     pub async fn disconnect(&self, publish_will: bool) {
         if self.inner.closed.is_cancelled() {
             return;
@@ -434,19 +620,22 @@ impl LocalClient {
         } else {
             CloseReason::Normal
         };
-        let closed = Inbound::Closed {
-            conn: self.inner.conn,
-            client: self.inner.client.clone(),
+        let (done, applied) = oneshot::channel();
+        let close = Control::Close {
             reason,
-            session_expiry: None,
+            done: Some(done),
         };
-        let _ = self.inner.router.send(closed).await;
+        if self.inner.control.send(close).is_ok() {
+            let _ = applied.await;
+        }
     }
 }
 
 impl LocalReceiver {
-    /// The next message, acknowledging it to the broker (PUBACK, or PUBREC
-    /// and then PUBCOMP). `None` once the client is disconnected.
+    /// The next message. Without [`LocalOptions::manual_acks`] it is
+    /// acknowledged to the broker as it is handed out (PUBACK, or PUBREC
+    /// and then PUBCOMP); with them, by [`LocalClient::ack`]. `None` once
+    /// the client is disconnected.
     pub async fn recv(&mut self) -> Option<LocalMessage> {
         let d = self.rx.recv().await?;
         let kind = match d.qos {
@@ -457,7 +646,16 @@ impl LocalReceiver {
             QoS::AtLeastOnce => Some(AckKind::PubAck),
             QoS::ExactlyOnce => Some(AckKind::PubRec),
         };
-        if let Some(kind) = kind {
+        self.serial += 1;
+        let delivery = DeliveryRef {
+            conn: self.conn,
+            serial: self.serial,
+        };
+        if kind.is_some() && self.manual_acks {
+            if let Ok(mut unacked) = self.unacked.lock() {
+                unacked.insert(d.pkid, self.serial);
+            }
+        } else if let Some(kind) = kind {
             let ack = Inbound::Ack {
                 conn: self.conn,
                 client: self.client.clone(),
@@ -479,6 +677,8 @@ impl LocalReceiver {
             retain: d.retain,
             dup: d.dup,
             properties,
+            pkid: d.pkid,
+            delivery,
         })
     }
 }

@@ -212,3 +212,175 @@ async fn dropping_every_handle_publishes_the_will() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     broker.shutdown().await;
 }
+
+fn manual(id: &str, receive_maximum: u16) -> LocalOptions {
+    LocalOptions {
+        manual_acks: true,
+        receive_maximum,
+        ..opts(id)
+    }
+}
+
+async fn publish_all(broker: &flowd_broker::Broker, msgs: &[(&'static str, QoS)]) {
+    let (p, _rx) = broker.connect_local(opts("producer")).await.unwrap();
+    for (payload, qos) in msgs {
+        p.publish(msg("m/x", payload, *qos)).await.unwrap();
+    }
+    p.disconnect(false).await;
+}
+
+#[tokio::test]
+async fn manual_acks_bound_the_in_flight_window_until_the_consumer_acks() {
+    let broker = start().await;
+    let (c, mut rx) = broker.connect_local(manual("consumer", 2)).await.unwrap();
+    c.subscribe(sub("m/#", QoS::AtLeastOnce), None)
+        .await
+        .unwrap();
+    let q1 = QoS::AtLeastOnce;
+    publish_all(
+        &broker,
+        &[("0", q1), ("1", q1), ("2", q1), ("3", q1), ("4", q1)],
+    )
+    .await;
+    let m0 = next(&mut rx).await;
+    let m1 = next(&mut rx).await;
+    assert_eq!((&m0.payload[..], &m1.payload[..]), (&b"0"[..], &b"1"[..]));
+    // Two unacknowledged: the window (receive maximum 2) is full.
+    nothing(&mut rx).await;
+    assert_eq!(c.unacked(), 2);
+    // Out of order is fine; each ack opens the window by one.
+    c.ack(&m1).await.unwrap();
+    let m2 = next(&mut rx).await;
+    assert_eq!(&m2.payload[..], b"2");
+    nothing(&mut rx).await;
+    c.try_ack(&m0).unwrap();
+    // A second ack of the same message acknowledges nothing else.
+    c.try_ack(&m0).unwrap();
+    let m3 = next(&mut rx).await;
+    assert_eq!(&m3.payload[..], b"3");
+    nothing(&mut rx).await;
+    c.ack(&m2).await.unwrap();
+    c.ack(&m3).await.unwrap();
+    let m4 = next(&mut rx).await;
+    c.ack(&m4).await.unwrap();
+    nothing(&mut rx).await;
+    assert_eq!(c.unacked(), 0);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_come_back_to_a_resumed_local_session_and_acked_ones_do_not() {
+    let broker = start().await;
+    let persistent = LocalOptions {
+        clean_start: false,
+        session_expiry: 60,
+        ..manual("resumer", 0)
+    };
+    let (c, mut rx) = broker.connect_local(persistent.clone()).await.unwrap();
+    c.subscribe(sub("m/#", QoS::ExactlyOnce), None)
+        .await
+        .unwrap();
+    let (q1, q2) = (QoS::AtLeastOnce, QoS::ExactlyOnce);
+    publish_all(&broker, &[("a", q1), ("b", q2), ("c", q1), ("d", q2)]).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(next(&mut rx).await);
+    }
+    let qos: Vec<QoS> = got.iter().map(|m| m.qos).collect();
+    assert_eq!(qos, vec![q1, q2, q1, q2]);
+    // Processed: a and b. Then the consumer goes away.
+    c.ack(&got[0]).await.unwrap();
+    c.ack(&got[1]).await.unwrap();
+    c.disconnect(false).await;
+    assert_eq!(c.ack(&got[2]).await, Err(LocalError::Disconnected));
+    drop(rx);
+
+    let (c, mut rx) = broker.connect_local(persistent.clone()).await.unwrap();
+    let again = [next(&mut rx).await, next(&mut rx).await];
+    let seen: Vec<(&[u8], QoS, bool)> = again
+        .iter()
+        .map(|m| (&m.payload[..], m.qos, m.dup))
+        .collect();
+    assert_eq!(seen, vec![(&b"c"[..], q1, true), (&b"d"[..], q2, true)]);
+    nothing(&mut rx).await;
+    // A message of the earlier connection acknowledges nothing here.
+    c.ack(&got[2]).await.unwrap();
+    assert_eq!(c.unacked(), 2);
+    for m in &again {
+        c.ack(m).await.unwrap();
+    }
+    c.disconnect(false).await;
+    drop(rx);
+
+    let (_c, mut rx) = broker.connect_local(persistent).await.unwrap();
+    nothing(&mut rx).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_retained_messages_are_delivered_on_subscribe_and_cleared() {
+    let broker = start().await;
+    let (p, _) = broker.connect_local(opts("rt-pub")).await.unwrap();
+    let mut retained = msg("rt/a", "kept", QoS::AtLeastOnce);
+    retained.retain = true;
+    p.publish(retained.clone()).await.unwrap();
+    let (s, mut rx) = broker.connect_local(opts("rt-sub")).await.unwrap();
+    s.subscribe(sub("rt/#", QoS::ExactlyOnce), None)
+        .await
+        .unwrap();
+    let m = next(&mut rx).await;
+    assert_eq!(
+        (&m.topic[..], &m.payload[..], m.retain, m.qos),
+        ("rt/a", &b"kept"[..], true, QoS::AtLeastOnce)
+    );
+    // A TCP client sees the retained message a local client published.
+    let mut tcp = Client::connect(broker.local_addr().unwrap(), V311, "rt-tcp", true).await;
+    tcp.subscribe(1, &[("rt/#", QoS::AtMostOnce)]).await;
+    let p2 = tcp.expect_publish().await;
+    assert!(p2.retain);
+    // An empty retained payload clears it (and is delivered, retain 0, to
+    // the existing subscription).
+    retained.payload = "".into();
+    p.publish(retained).await.unwrap();
+    let cleared = next(&mut rx).await;
+    assert!(cleared.payload.is_empty() && !cleared.retain);
+    let (s2, mut rx2) = broker.connect_local(opts("rt-sub2")).await.unwrap();
+    s2.subscribe(sub("rt/#", QoS::AtLeastOnce), None)
+        .await
+        .unwrap();
+    nothing(&mut rx2).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_normal_disconnect_publishes_no_will_and_an_abnormal_one_does() {
+    let broker = start().await;
+    let (w, mut rx) = broker.connect_local(opts("will-watch")).await.unwrap();
+    w.subscribe(sub("wills/#", QoS::AtLeastOnce), None)
+        .await
+        .unwrap();
+    let with_will = |id: &str| LocalOptions {
+        will: Some(flowd_broker::LastWill {
+            topic: format!("wills/{id}"),
+            payload: "gone".into(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Default::default(),
+        }),
+        ..opts(id)
+    };
+    let (a, _ra) = broker.connect_local(with_will("polite")).await.unwrap();
+    a.disconnect(false).await;
+    nothing(&mut rx).await;
+    let (b, _rb) = broker.connect_local(with_will("asked")).await.unwrap();
+    b.disconnect(true).await;
+    assert_eq!(&next(&mut rx).await.topic[..], "wills/asked");
+    // Every handle dropped (clones too), no disconnect: the will.
+    let (c, _rc) = broker.connect_local(with_will("dropped")).await.unwrap();
+    let c2 = c.clone();
+    drop(c);
+    nothing(&mut rx).await;
+    drop(c2);
+    assert_eq!(&next(&mut rx).await.topic[..], "wills/dropped");
+    broker.shutdown().await;
+}

@@ -294,3 +294,62 @@ fn outgoing_qos2_deliveries_keep_their_packet_ids_and_phase_across_a_kill() {
     });
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_local_clients_persistent_session_survives_a_killed_broker() {
+    use flowd_broker::{LocalOptions, SubscriptionOptions};
+    let d = dir("local");
+    let opts = LocalOptions {
+        client_id: "local-durable".into(),
+        clean_start: false,
+        session_expiry: 300,
+        manual_acks: true,
+        ..Default::default()
+    };
+    runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let (c, mut rx) = broker.connect_local(opts.clone()).await.unwrap();
+        let qos2 = SubscriptionOptions {
+            qos: QoS::ExactlyOnce,
+            ..Default::default()
+        };
+        c.subscribe(vec![("loc/#".into(), qos2)], None)
+            .await
+            .unwrap();
+        let mut publ = Client::connect(broker.local_addr().unwrap(), V311, "loc-pub", true).await;
+        publ.publish_acked("loc/1", b"taken", false, 1).await;
+        // Received and acknowledged before the kill: not again after it.
+        let m = tokio::time::timeout(common::WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&m.payload[..], b"taken");
+        c.ack(&m).await.unwrap();
+        c.disconnect(false).await;
+        // Queued while the local client is away.
+        publ.publish_acked("loc/2", b"queued", false, 2).await;
+        publ.publish("loc/3", b"queued2", QoS::ExactlyOnce, false, 3)
+            .await;
+        publ.expect_ack(AckKind::PubRec, 3).await;
+        broker.kill().await;
+    });
+    runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let (c, mut rx) = broker.connect_local(opts.clone()).await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout(common::QUIET, rx.recv()).await {
+            c.ack(&m).await.unwrap();
+            got.push((m.payload.to_vec(), m.qos));
+            assert!(got.len() <= 2, "{got:?}");
+        }
+        assert_eq!(
+            got,
+            vec![
+                (b"queued".to_vec(), QoS::AtLeastOnce),
+                (b"queued2".to_vec(), QoS::ExactlyOnce)
+            ]
+        );
+        broker.shutdown().await;
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
