@@ -81,6 +81,9 @@ use crate::connection::ConnContext;
 use crate::message::{CloseReason, ConnId, Delivery, Inbound, Outbox, Outgoing};
 use crate::topic::valid_topic_name;
 
+/// v5 reason code: packet too large.
+const PACKET_TOO_LARGE: u8 = 0x95;
+
 /// How long to wait for the router to accept a local connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -219,6 +222,8 @@ struct Inner {
     closed: CancellationToken,
     control: mpsc::UnboundedSender<Control>,
     unacked: Unacked,
+    /// The broker's maximum packet size (what a network client may send).
+    max_packet: usize,
 }
 
 impl Drop for Inner {
@@ -310,6 +315,7 @@ pub(crate) async fn connect(
         closed: CancellationToken::new(),
         control,
         unacked: unacked.clone(),
+        max_packet: ctx.config.limits.max_packet_size as usize,
     });
     let (msg_tx, msg_rx) = mpsc::unbounded_channel();
     tokio::spawn(drive(
@@ -478,9 +484,17 @@ impl LocalClient {
 
     /// Publishes; returns when the broker has taken responsibility for the
     /// message: at once for QoS 0, at PUBACK for QoS 1, at PUBCOMP for QoS 2.
+    /// `Err(Refused(code))`: a v5 failure reason code, e.g. 0x87 (the ACL
+    /// refused the topic) or 0x95 (topic and payload larger than the
+    /// broker's maximum packet size).
     pub async fn publish(&self, msg: LocalPublish) -> Result<(), LocalError> {
         if !valid_topic_name(&msg.topic) {
             return Err(LocalError::InvalidTopic(msg.topic));
+        }
+        // What would not fit in a network client's PUBLISH (the broker's
+        // maximum packet size) is refused: 0x95, packet too large.
+        if msg.payload.len() + msg.topic.len() > self.inner.max_packet {
+            return Err(LocalError::Refused(PACKET_TOO_LARGE));
         }
         let (tx, rx) = oneshot::channel();
         let pkid = if msg.qos == QoS::AtMostOnce {

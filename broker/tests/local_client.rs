@@ -384,3 +384,22 @@ async fn a_normal_disconnect_publishes_no_will_and_an_abnormal_one_does() {
     assert_eq!(&next(&mut rx).await.topic[..], "wills/dropped");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_local_publish_larger_than_the_maximum_packet_size_is_refused() {
+    let mut config = common::config();
+    config.limits.max_packet_size = 1024;
+    let broker = start_with(config).await;
+    let (c, _rx) = broker.connect_local(opts("big")).await.unwrap();
+    let big = LocalPublish {
+        topic: "big".into(),
+        payload: vec![b'x'; 2000].into(),
+        ..Default::default()
+    };
+    assert_eq!(c.publish(big).await, Err(LocalError::Refused(0x95)));
+    // The connection stays usable.
+    c.publish(msg("small", "ok", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    broker.shutdown().await;
+}
