@@ -145,7 +145,8 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// Middleware: with users configured, requests need a valid token (the
-/// login endpoints and the comms websocket, which authenticates in-band, excepted).
+/// login endpoints, the editor's files and the comms websocket, which
+/// authenticates in-band, excepted).
 pub async fn require_token(
     State(st): State<Arc<EditorState>>,
     req: Request,
@@ -155,7 +156,7 @@ pub async fn require_token(
         return next.run(req).await;
     };
     let path = req.uri().path();
-    if path.starts_with("/auth/") || path == "/comms" {
+    if path.starts_with("/auth/") || path == "/comms" || crate::ui::is_ui_path(path) {
         return next.run(req).await;
     }
     match bearer(&req).and_then(|t| auth.check(t)) {

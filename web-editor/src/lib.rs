@@ -1,4 +1,4 @@
-//! flowd's admin API (Node-RED compatible) and, later, the browser editor.
+//! flowd's admin API (Node-RED compatible) and the browser editor.
 //!
 //! - [`app`]: the axum router over an [`EditorState`].
 //! - `api::flows`: `GET/POST /flows` (v1 and v2, rev, deployment types), `/flows/state`.
@@ -11,6 +11,7 @@
 //! - [`storage`]: flows.json written atomically with a backup.
 //! - [`credentials`]: flows_cred.json, encrypted as Node-RED encrypts it.
 //! - [`error`]: `{code, message}` error answers.
+//! - [`ui`]: the editor's files (`ui/`), embedded in release builds.
 
 mod api;
 pub mod auth;
@@ -20,6 +21,7 @@ mod debug_encoding;
 pub mod error;
 mod origin;
 pub mod storage;
+pub mod ui;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -115,7 +117,7 @@ impl EditorState {
     }
 }
 
-/// The admin API router.
+/// The admin API router, with the editor's files as fallback.
 pub fn app(state: Arc<EditorState>) -> Router {
     Router::new()
         .route(
@@ -134,6 +136,7 @@ pub fn app(state: Arc<EditorState>) -> Router {
         .route("/auth/login", get(auth::login_info))
         .route("/auth/token", post(auth::token))
         .route("/auth/revoke", post(auth::revoke))
+        .fallback(ui::serve)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -66,6 +66,24 @@ pub async fn settings() -> Json<Value> {
         "flowFilePretty": true,
         "flowEncryptionType": "system",
         "editorTheme": {"projects": {"enabled": false}},
-        "flowd": {"compatibleWith": NODE_RED_COMPAT_VERSION}
+        "flowd": {"compatibleWith": NODE_RED_COMPAT_VERSION, "broker": embedded_broker()}
     }))
+}
+
+/// Env var holding the embedded broker's port (set by the `flowd` binary).
+const MQTT_PORT_ENV: &str = "FLOWD_MQTT_PORT";
+
+/// Where flows reach the embedded broker: new `mqtt-broker` config nodes in
+/// the editor point there (`port` as the env reference, so flows survive a
+/// port change). `null` when this process exported no broker port.
+fn embedded_broker() -> Value {
+    match std::env::var(MQTT_PORT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        Some(port) => {
+            json!({"host": "127.0.0.1", "port": port, "portRef": format!("${{{MQTT_PORT_ENV}}}")})
+        }
+        None => Value::Null,
+    }
 }

@@ -1,0 +1,184 @@
+//! The browser editor's files (`web-editor/ui/`), served publicly at `/`
+//! (the editor asks for a login in-page when admin users are configured).
+//!
+//! [`UI_FILES`] lists every file: release builds serve the copies embedded
+//! with `include_bytes!`; debug builds read the same files from disk at each
+//! request, so editing and reloading works without recompiling. Only listed
+//! names are ever served (no path from a request reaches the file system);
+//! anything else is 404. Answers carry an ETag (SHA-256 of the bytes) and
+//! `Cache-Control: no-cache`, so browsers revalidate and get 304s.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+macro_rules! ui_files {
+    ($($name:literal),* $(,)?) => {
+        /// Every file of the editor: (path under `ui/`, embedded bytes).
+        pub const UI_FILES: &[(&str, &[u8])] = &[
+            $(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ui/", $name)))),*
+        ];
+    };
+}
+
+ui_files!(
+    "index.html",
+    "editor.css",
+    "js/main.js",
+    "js/util.js",
+    "js/model.js",
+    "js/history.js",
+    "js/canvas.js",
+    "js/palette.js",
+    "js/forms.js",
+    "js/sidebar.js",
+    "js/comms.js",
+    "js/keymap.js",
+    "js/deploy.js",
+    "js/io.js",
+);
+
+/// The `Content-Type` of a file name.
+pub fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The listed file a request path names (`/` is `index.html`).
+pub fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
+    let name = match path.strip_prefix('/')? {
+        "" => "index.html",
+        rest => rest,
+    };
+    UI_FILES.iter().copied().find(|(n, _)| *n == name)
+}
+
+/// True when `path` is one of the editor's files (served without a login).
+pub fn is_ui_path(path: &str) -> bool {
+    lookup(path).is_some()
+}
+
+#[cfg(debug_assertions)]
+fn contents(name: &str, embedded: &'static [u8]) -> std::borrow::Cow<'static, [u8]> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("ui")
+        .join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes.into(),
+        // The source tree is gone (a debug binary moved elsewhere): the build's copy.
+        Err(_) => embedded.into(),
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn contents(_name: &str, embedded: &'static [u8]) -> std::borrow::Cow<'static, [u8]> {
+    embedded.into()
+}
+
+fn etag(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Fallback handler: an editor file for GET/HEAD, else 404 JSON.
+pub async fn serve(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let found = lookup(uri.path());
+    let Some((name, embedded)) = found.filter(|_| method == Method::GET || method == Method::HEAD)
+    else {
+        return crate::error::ApiError::not_found("Not Found").into_response();
+    };
+    let bytes = contents(name, embedded);
+    let tag = etag(&bytes);
+    let mut res = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(bytes.into_owned()))
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(name)),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    if name == "index.html" {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; \
+                 style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'",
+            ),
+        );
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_of_the_ui_directory_is_listed_and_typed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+        let mut on_disk = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("ui dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(&dir).expect("under ui");
+                    on_disk.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut listed: Vec<String> = UI_FILES.iter().map(|(n, _)| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            on_disk, listed,
+            "UI_FILES must list exactly the files of ui/"
+        );
+        for (name, _) in UI_FILES {
+            assert_ne!(content_type(name), "application/octet-stream", "{name}");
+        }
+    }
+
+    #[test]
+    fn only_listed_names_resolve() {
+        assert_eq!(lookup("/").map(|f| f.0), Some("index.html"));
+        assert_eq!(lookup("/js/model.js").map(|f| f.0), Some("js/model.js"));
+        for bad in [
+            "/../Cargo.toml",
+            "/js/../index.html",
+            "//etc/passwd",
+            "/js/",
+            "/nope.js",
+            "index.html",
+        ] {
+            assert!(lookup(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The editor's files: served at `/` with content types and ETags, only the
+//! listed files, public even when the admin API needs a login.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use flowd_editor::comms::CommsHub;
+use flowd_editor::{app, EditorState};
+use flowd_engine::{prepare_json, Runtime, RuntimeOptions};
+use http_body_util::BodyExt;
+use serde_json::json;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn router(auth: Option<flowd_editor::auth::AdminAuth>) -> axum::Router {
+    let registry = Arc::new(flowd_nodes::registry());
+    let flows = json!([{"id":"t1","type":"tab","label":"Flow 1"}]);
+    let (set, _) = flowd_engine::flows::from_json(flows.clone());
+    let runtime = Arc::new(Runtime::start(
+        prepare_json(&registry, flows).expect("valid"),
+        RuntimeOptions::default(),
+    ));
+    let mut state = EditorState::new(runtime, registry, None, &set, CommsHub::new());
+    if let Some(a) = auth {
+        state = state.with_auth(a);
+    }
+    app(Arc::new(state))
+}
+
+async fn fetch(
+    r: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1:1880");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let res = r
+        .clone()
+        .oneshot(b.body(Body::empty()).unwrap())
+        .await
+        .expect("router answers");
+    let status = res.status();
+    let h = res.headers().clone();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (status, h, body.to_vec())
+}
+
+#[tokio::test]
+async fn editor_files_are_served_with_types_and_etags() {
+    let r = router(None);
+    let (s, h, body) = fetch(&r, "GET", "/", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+    assert!(h.contains_key(header::CONTENT_SECURITY_POLICY));
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains(r#"src="js/main.js""#), "{html}");
+    assert!(
+        !h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        "no CORS header"
+    );
+
+    let etag = h[header::ETAG].to_str().unwrap().to_string();
+    let (s, _, body) = fetch(&r, "GET", "/", &[("if-none-match", &etag)]).await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+
+    let (s, h, body) = fetch(&r, "GET", "/js/model.js", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("export class Model"));
+    let (s, h, _) = fetch(&r, "GET", "/editor.css", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    let (s, _, body) = fetch(&r, "HEAD", "/index.html", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.is_empty());
+
+    for bad in [
+        "/nope.js",
+        "/js/../Cargo.toml",
+        "/..%2fCargo.toml",
+        "/js/%2e%2e/%2e%2e/Cargo.toml",
+        "/ui/index.html",
+    ] {
+        let (s, h, _) = fetch(&r, "GET", bad, &[]).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{bad}");
+        assert_eq!(h[header::CONTENT_TYPE], "application/json", "{bad}");
+    }
+    // A write to an editor file is not a thing.
+    let (s, _, _) = fetch(&r, "POST", "/index.html", &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The API is still routed.
+    let (s, _, body) = fetch(&r, "GET", "/flows", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("Flow 1"));
+}
+
+#[tokio::test]
+async fn editor_files_are_public_while_the_api_needs_a_login() {
+    use flowd_editor::auth::{AdminAuth, AdminUser, Permission};
+    let auth = AdminAuth::new(vec![AdminUser {
+        username: "admin".into(),
+        password: bcrypt::hash("s3cret", 4).unwrap(),
+        permissions: Permission::All,
+    }])
+    .unwrap();
+    let r = router(Some(auth));
+    for path in ["/", "/index.html", "/js/main.js", "/editor.css"] {
+        assert_eq!(
+            fetch(&r, "GET", path, &[]).await.0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    for path in ["/flows", "/settings", "/flowd/nodes", "/nope.js"] {
+        assert_eq!(
+            fetch(&r, "GET", path, &[]).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    let (s, _, body) = fetch(&r, "GET", "/auth/login", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("credentials"));
+}
