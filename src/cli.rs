@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+use crate::settings::{self, ContextFlags, LogLevel, SettingFlags, Sources};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,8 +12,6 @@ pub const EXIT_INVALID: u8 = 2;
 
 /// Default MQTT listener of the embedded broker.
 pub const DEFAULT_MQTT: &str = "127.0.0.1:1883";
-/// Default admin API / editor listener.
-pub const DEFAULT_HTTP: &str = "127.0.0.1:1880";
 /// Env var flows can use for the embedded broker's port (`"port": "${FLOWD_MQTT_PORT}"`).
 pub const MQTT_PORT_ENV: &str = "FLOWD_MQTT_PORT";
 
@@ -22,43 +21,25 @@ pub const MQTT_PORT_ENV: &str = "FLOWD_MQTT_PORT";
 /// and the runtime on the user directory (its flows.json; a demo flow on the
 /// first start).
 #[derive(Parser)]
-#[command(name = "flowd", version, about, long_about)]
+#[command(name = "flowd", version, about, long_about, after_long_help = crate::settings::help_table())]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     server: ServerArgs,
+    /// Log level: off, error, warn, info, debug, trace [env: FLOWD_LOG_LEVEL; default: info].
+    #[arg(long, value_name = "LEVEL", global = true)]
+    log_level: Option<LogLevel>,
 }
 
 /// Options of the default (server) mode.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
-    /// User directory: flows.json, broker state (default ~/.flowd).
-    #[arg(long, value_name = "DIR", env = "FLOWD_USER_DIR")]
+    /// User directory: flows.json, flowd.toml, credentials, context, broker state [env: FLOWD_USER_DIR; default: ~/.flowd].
+    #[arg(long, value_name = "DIR")]
     pub user_dir: Option<PathBuf>,
-    /// Admin API address [default: 127.0.0.1:1880, or flowd.toml's http.addr].
-    #[arg(long, value_name = "ADDR", env = "FLOWD_HTTP")]
-    pub http: Option<SocketAddr>,
-    /// Embedded broker's MQTT address [default: 127.0.0.1:1883, or flowd.toml's broker.addr].
-    #[arg(long, value_name = "ADDR", env = "FLOWD_MQTT")]
-    pub mqtt: Option<SocketAddr>,
-    /// Secret that encrypts flows_cred.json [default: flowd.toml's credentials.secret, else generated].
-    #[arg(
-        long,
-        value_name = "SECRET",
-        env = "FLOWD_CREDENTIAL_SECRET",
-        hide_env_values = true
-    )]
-    pub credential_secret: Option<String>,
-    /// Do not start the embedded broker.
-    #[arg(long)]
-    pub no_broker: bool,
-    /// Do not start the admin API.
-    #[arg(long)]
-    pub no_editor: bool,
-    /// Allow the admin API on a non-loopback address without authentication.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub settings: SettingFlags,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +57,11 @@ enum Command {
         /// Seconds allowed for in-flight messages to drain on stop.
         #[arg(long, default_value_t = 15, value_name = "SECS")]
         stop_timeout: u64,
+        /// User directory: its flowd.toml (log and context settings) and file context in DIR/context [env: FLOWD_USER_DIR; default: none].
+        #[arg(long, value_name = "DIR")]
+        user_dir: Option<PathBuf>,
+        #[command(flatten)]
+        context: ContextFlags,
     },
     /// Check a flows file: prints "ok" or every error.
     Validate {
@@ -92,8 +78,8 @@ enum Command {
         /// Deployment type.
         #[arg(long = "type", default_value = "full", value_parser = ["full", "flows", "nodes"])]
         deploy_type: String,
-        /// Bearer token for an admin API with authentication.
-        #[arg(long, env = "FLOWD_TOKEN")]
+        /// Bearer token for an admin API with authentication (from POST /auth/token).
+        #[arg(long, env = "FLOWD_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
     /// Run only the MQTT broker, like mosquitto.
@@ -103,24 +89,7 @@ enum Command {
 /// Parses arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let result = match cli.command {
-        Some(Command::Validate { flows }) => crate::headless::validate(&flows),
-        Some(Command::Run {
-            flows,
-            broker,
-            quiet,
-            stop_timeout,
-        }) => crate::headless::run(&flows, broker, quiet, Duration::from_secs(stop_timeout)),
-        Some(Command::Deploy {
-            flows,
-            url,
-            deploy_type,
-            token,
-        }) => crate::deploy::deploy(&flows, &url, &deploy_type, token.as_deref()),
-        Some(Command::Broker(args)) => crate::broker_cmd::run(args),
-        None => crate::server::run(cli.server),
-    };
+    let result = dispatch(cli);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -130,11 +99,76 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let env = settings::process_env;
+    match cli.command {
+        Some(Command::Validate { flows }) => {
+            init_logging(settings::log_level(
+                &Sources::new(&env, None)?,
+                cli.log_level,
+            )?);
+            crate::headless::validate(&flows)
+        }
+        Some(Command::Run {
+            flows,
+            broker,
+            quiet,
+            stop_timeout,
+            user_dir,
+            context,
+        }) => {
+            let user_dir = user_dir.or_else(|| {
+                env("FLOWD_USER_DIR")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            });
+            let src = Sources::new(&env, user_dir.as_deref())?;
+            let level = settings::log_level(&src, cli.log_level)?;
+            let context = settings::context(&src, &context)?;
+            init_logging(level);
+            crate::headless::run(
+                &flows,
+                crate::headless::RunOptions {
+                    broker,
+                    quiet,
+                    stop_timeout: Duration::from_secs(stop_timeout),
+                    user_dir,
+                    context,
+                },
+            )
+        }
+        Some(Command::Deploy {
+            flows,
+            url,
+            deploy_type,
+            token,
+        }) => {
+            init_logging(settings::log_level(
+                &Sources::new(&env, None)?,
+                cli.log_level,
+            )?);
+            crate::deploy::deploy(&flows, &url, &deploy_type, token.as_deref())
+        }
+        Some(Command::Broker(args)) => {
+            init_logging(settings::log_level(
+                &Sources::new(&env, None)?,
+                cli.log_level,
+            )?);
+            crate::broker_cmd::run(args)
+        }
+        None => {
+            let dir = settings::user_dir(cli.server.user_dir.clone(), &env);
+            let resolved = settings::resolve(dir, &cli.server.settings, cli.log_level, &env)?;
+            init_logging(resolved.log_level);
+            crate::server::run(resolved)
+        }
+    }
+}
+
+/// Logs to stderr at `level`.
+fn init_logging(level: LogLevel) {
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level.directive()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,11 +1,13 @@
 //! `flowd run` and `flowd validate`.
 
 use crate::cli::{export_mqtt_port, tokio_runtime, wait_for_shutdown_signal, EXIT_INVALID};
-use anyhow::Context;
+use crate::settings::{ContextSettings, ContextStorage};
+use anyhow::{bail, Context};
+use flowd_engine::context::{ContextStore, FileContextStorage};
 use flowd_engine::observer::{NullObserver, RuntimeObserver, StdoutObserver};
 use flowd_engine::{prepare_text, Runtime, RuntimeOptions, ValidationErrors};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,14 +44,57 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Options of `flowd run`.
+pub struct RunOptions {
+    /// Also start the embedded broker here.
+    pub broker: Option<SocketAddr>,
+    /// No debug output.
+    pub quiet: bool,
+    /// Time allowed for in-flight messages on stop.
+    pub stop_timeout: Duration,
+    /// The user directory, when given (file context goes to DIR/context).
+    pub user_dir: Option<PathBuf>,
+    /// Context storage.
+    pub context: ContextSettings,
+}
+
+/// The context store `settings` ask for: in memory, or loaded from
+/// `DIR/context` (a corrupt file stops the start, naming it).
+pub fn context_store(
+    user_dir: Option<&Path>,
+    settings: &ContextSettings,
+) -> anyhow::Result<ContextStore> {
+    match settings.storage {
+        ContextStorage::Memory => Ok(ContextStore::new()),
+        ContextStorage::File => {
+            let Some(dir) = user_dir else {
+                bail!(
+                    "context.storage = \"file\" needs a user directory for DIR/context: \
+                     give --user-dir DIR (or FLOWD_USER_DIR)"
+                );
+            };
+            let storage = FileContextStorage::new(dir.join("context"));
+            let store = ContextStore::persistent(storage, settings.flush_interval)?;
+            tracing::info!(
+                dir = %dir.join("context").display(),
+                flush_interval_s = settings.flush_interval.as_secs(),
+                "Context kept on disk."
+            );
+            Ok(store)
+        }
+    }
+}
+
 /// `flowd run`: validate, start (with the embedded broker on `broker`),
-/// run until SIGINT/SIGTERM, stop gracefully.
-pub fn run(
-    path: &Path,
-    broker: Option<SocketAddr>,
-    quiet: bool,
-    stop_timeout: Duration,
-) -> anyhow::Result<ExitCode> {
+/// run until SIGINT/SIGTERM, stop gracefully (file context written last).
+pub fn run(path: &Path, options: RunOptions) -> anyhow::Result<ExitCode> {
+    let RunOptions {
+        broker,
+        quiet,
+        stop_timeout,
+        user_dir,
+        context,
+    } = options;
     export_mqtt_port(broker.map_or(1883, |b| b.port()));
     let text = read_flows(path)?;
     let prepared = match prepare_text(&flowd_nodes::registry(), &text) {
@@ -64,6 +109,7 @@ pub fn run(
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    let contexts = context_store(user_dir.as_deref(), &context)?;
     tokio_runtime()?.block_on(async move {
         let embedded = match broker {
             Some(addr) => Some(crate::server::start_broker(addr, None).await?),
@@ -74,12 +120,13 @@ pub fn run(
         } else {
             Arc::new(StdoutObserver::default())
         };
-        let runtime = Runtime::start(
+        let runtime = Runtime::start_with_context(
             prepared,
             RuntimeOptions {
                 observer,
                 tap: None,
             },
+            contexts,
         );
         tracing::info!(flows = %path.display(), "Started flows.");
         wait_for_shutdown_signal().await?;

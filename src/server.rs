@@ -1,12 +1,9 @@
 //! `flowd` without a subcommand: the embedded broker, the admin API and the
 //! runtime on the user directory, like `node-red` and `mosquitto` together.
 
-use crate::cli::{
-    export_mqtt_port, tokio_runtime, wait_for_shutdown_signal, ServerArgs, DEFAULT_HTTP,
-    DEFAULT_MQTT, EXIT_INVALID,
-};
+use crate::cli::{export_mqtt_port, tokio_runtime, wait_for_shutdown_signal, EXIT_INVALID};
 use crate::headless::print_errors;
-use crate::settings;
+use crate::settings::Settings;
 use anyhow::Context;
 use flowd_broker::{Broker, BrokerConfig};
 use flowd_editor::comms::CommsHub;
@@ -17,7 +14,7 @@ use flowd_engine::flows::{from_json, parse_text};
 use flowd_engine::observer::{NullObserver, RuntimeObserver};
 use flowd_engine::{prepare, Runtime, RuntimeOptions, ValidationErrors};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +25,6 @@ const DEMO_FLOWS: &str = include_str!("../flows/demo.json");
 
 /// Time allowed for messages in flight when flowd stops.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn default_user_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".flowd")
-}
 
 /// Starts the embedded broker on `addr` (persistent under `dir` when given).
 pub async fn start_broker(addr: SocketAddr, dir: Option<&Path>) -> anyhow::Result<Broker> {
@@ -62,43 +52,25 @@ pub async fn start_configured_broker(config: BrokerConfig) -> anyhow::Result<Bro
 }
 
 /// Runs flowd until SIGINT/SIGTERM.
-pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let user_dir = args.user_dir.clone().unwrap_or_else(default_user_dir);
+pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let user_dir = settings.user_dir.clone();
     std::fs::create_dir_all(&user_dir)
         .with_context(|| format!("cannot create {}", user_dir.display()))?;
-    let file = settings::load(&user_dir)?;
-    let http = settings::pick_addr(
-        "http.addr",
-        args.http,
-        file.http.addr.as_deref(),
-        DEFAULT_HTTP,
-    )?;
-    let mqtt = settings::pick_addr(
-        "broker.addr",
-        args.mqtt,
-        file.broker.addr.as_deref(),
-        DEFAULT_MQTT,
-    )?;
-    let ws = file
-        .broker
-        .ws
-        .as_deref()
-        .map(|w| settings::address("broker.ws", w))
-        .transpose()?;
-    let broker_enabled = !args.no_broker && file.broker.enabled.unwrap_or(true);
-    let auth = if file.admin.users.is_empty() {
+    let http = settings.http;
+    let mqtt = settings.broker.addr;
+    let auth = if settings.admin_users.is_empty() {
         None
     } else {
         Some(
-            flowd_editor::auth::AdminAuth::new(file.admin.users)
+            flowd_editor::auth::AdminAuth::new(settings.admin_users.clone())
                 .map_err(|e| anyhow::anyhow!("invalid setting admin.users: {e}"))?,
         )
     };
-    if !args.no_editor && !http.ip().is_loopback() && auth.is_none() {
-        if !args.insecure {
+    if settings.editor && !http.ip().is_loopback() && auth.is_none() {
+        if !settings.insecure {
             anyhow::bail!(
                 "refusing to serve the admin API on {http} without authentication: \
-                 bind it to 127.0.0.1, or pass --insecure to expose it anyway"
+                 bind it to 127.0.0.1, add admin users, or pass --insecure to expose it anyway"
             );
         }
         tracing::warn!(addr = %http, "The admin API is reachable from the network WITHOUT authentication (--insecure).");
@@ -122,12 +94,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return invalid(storage.path(), &ValidationErrors(vec![e])),
     };
     let (mut set, structural) = from_json(doc);
-    let secret = match args
-        .credential_secret
-        .clone()
-        .or(file.credentials.secret.clone())
-    {
-        Some(s) if s.is_empty() => anyhow::bail!("invalid setting credentials.secret: empty"),
+    let secret = match settings.credential_secret.clone() {
         Some(s) => s,
         None => CredentialStore::user_dir_secret(&user_dir)?,
     };
@@ -143,48 +110,49 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(errors) => return invalid(storage.path(), &errors),
     };
+    let contexts = crate::headless::context_store(Some(&user_dir), &settings.context)?;
+    let b = settings.broker.clone();
     tokio_runtime()?.block_on(async move {
-        let broker = if broker_enabled {
-            let config = BrokerConfig {
+        let broker = if b.enabled {
+            let mut config = BrokerConfig {
                 mqtt: Some(mqtt),
-                ws,
-                password_file: file
-                    .broker
-                    .password_file
-                    .as_deref()
-                    .map(|p| settings::in_dir(&user_dir, p)),
-                acl_file: file
-                    .broker
-                    .acl_file
-                    .as_deref()
-                    .map(|p| settings::in_dir(&user_dir, p)),
-                max_keepalive: file.broker.max_keepalive,
-                persistence_dir: file
-                    .broker
-                    .persistence
-                    .unwrap_or(true)
-                    .then(|| user_dir.join("broker")),
+                ws: b.ws,
+                password_file: b.password_file,
+                acl_file: b.acl_file,
+                allow_anonymous: b.allow_anonymous,
+                max_keepalive: b.max_keepalive,
+                persistence_dir: b.persistence.then(|| user_dir.join("broker")),
                 ..BrokerConfig::default()
             };
+            if let Some(n) = b.max_connections {
+                config.limits.max_connections = n;
+            }
+            if let Some(n) = b.max_packet_size {
+                config.limits.max_packet_size = n;
+            }
+            if let Some(n) = b.max_queued_messages {
+                config.limits.max_queued_messages = n;
+            }
             Some(start_configured_broker(config).await?)
         } else {
             None
         };
         let comms = CommsHub::new();
-        let observer: Arc<dyn RuntimeObserver> = if args.no_editor {
+        let observer: Arc<dyn RuntimeObserver> = if !settings.editor {
             Arc::new(NullObserver)
         } else {
             comms.clone()
         };
-        let runtime = Arc::new(Runtime::start(
+        let runtime = Arc::new(Runtime::start_with_context(
             prepared,
             RuntimeOptions {
                 observer,
                 tap: None,
             },
+            contexts,
         ));
         tracing::info!(flows = %storage.path().display(), "Started flows.");
-        let server = if args.no_editor {
+        let server = if !settings.editor {
             None
         } else {
             let mut state = EditorState::new(runtime.clone(), registry, Some(storage), &set, comms)

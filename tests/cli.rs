@@ -214,3 +214,203 @@ fn sigterm_stops_gracefully_and_quiet_prints_nothing() {
     assert!(lines.is_empty(), "{lines:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Stopped flows."));
 }
+
+/// A flow that reads `flow.saved` and `global.g` into a message (printed by
+/// a debug node), then stores this message's id and a Buffer in them.
+const CONTEXT_FLOW: &str = r#"[
+  {"id":"t1","type":"tab","label":"Context"},
+  {"id":"in","type":"inject","z":"t1","once":true,"onceDelay":0.1,"props":[{"p":"payload"}],"payload":"","payloadType":"date","wires":[["read"]]},
+  {"id":"read","type":"change","z":"t1","rules":[
+     {"t":"set","p":"saved","pt":"msg","to":"saved","tot":"flow"},
+     {"t":"set","p":"g","pt":"msg","to":"g","tot":"global"}],"wires":[["show","write"]]},
+  {"id":"show","type":"debug","z":"t1","name":"ctx","active":true,"complete":"true","tosidebar":true,"wires":[]},
+  {"id":"write","type":"change","z":"t1","rules":[
+     {"t":"set","p":"saved","pt":"flow","to":"_msgid","tot":"msg"},
+     {"t":"set","p":"g.buf","pt":"global","to":"[1,2,255]","tot":"bin"},
+     {"t":"set","p":"g.n","pt":"global","to":"42","tot":"num"}],"wires":[]}
+]"#;
+
+/// Runs the context flow once in `dir` (extra env vars), returns the
+/// message the debug node printed and the process output after a SIGINT;
+/// `before_stop` runs while flowd is still up.
+fn run_context_flow(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    before_stop: impl FnOnce(),
+) -> (Json, Output) {
+    let flows = dir.join("flows.json");
+    std::fs::write(&flows, CONTEXT_FLOW).unwrap();
+    let mut cmd = flowd();
+    cmd.arg("run")
+        .arg(&flows)
+        .arg("--user-dir")
+        .arg(dir)
+        .env_remove("FLOWD_CONTEXT_STORAGE")
+        .env_remove("FLOWD_CONTEXT_FLUSH_INTERVAL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(15));
+    if line.is_ok() {
+        before_stop();
+    }
+    signal(&child, "INT");
+    let out = wait_with_limit(child, Duration::from_secs(15));
+    let line = line.unwrap_or_else(|_| {
+        panic!(
+            "no debug output; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let msg = serde_json::from_str::<Json>(&line).unwrap()["msg"].clone();
+    (msg, out)
+}
+
+fn wait_for_file(path: &std::path::Path, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} was not written within {limit:?}", path.display());
+}
+
+#[test]
+fn file_context_survives_a_restart() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("flowd.toml"),
+        "[context]\nstorage = \"file\"\nflush_interval = 1\n",
+    )
+    .unwrap();
+    let flow_file = dir.join("context/t1/flow.json");
+    // First run: nothing stored yet; the periodic flush writes the context
+    // while flowd runs.
+    let (first, out) = run_context_flow(&dir, &[], || {
+        wait_for_file(&flow_file, Duration::from_secs(10));
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(first.get("saved"), None, "{first}");
+    assert_eq!(first.get("g"), None, "{first}");
+    let id1 = first["_msgid"].as_str().unwrap().to_string();
+    let stored: Json = serde_json::from_str(&std::fs::read_to_string(&flow_file).unwrap()).unwrap();
+    assert_eq!(stored["saved"], id1.as_str());
+
+    // Second run, flush interval an hour (from the environment): what it
+    // reads is the first run's; what it writes reaches the disk on stop.
+    let (second, out) = run_context_flow(&dir, &[("FLOWD_CONTEXT_FLUSH_INTERVAL", "3600")], || {});
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(second["saved"], id1.as_str(), "{second}");
+    // As in Node-RED, a Buffer comes back from the file as its JSON form.
+    assert_eq!(
+        second["g"],
+        serde_json::json!({"buf": {"type": "Buffer", "data": [1, 2, 255]}, "n": 42})
+    );
+    let id2 = second["_msgid"].as_str().unwrap();
+    assert_ne!(id1, id2);
+    let stored: Json = serde_json::from_str(&std::fs::read_to_string(&flow_file).unwrap()).unwrap();
+    assert_eq!(stored["saved"], id2, "written on a clean stop");
+    let global = std::fs::read_to_string(dir.join("context/global/global.json")).unwrap();
+    assert!(global.contains("\"n\": 42"), "{global}");
+
+    // Memory storage (flag beats file): nothing read from disk.
+    let (third, out) = run_context_flow(&dir, &[("FLOWD_CONTEXT_STORAGE", "memory")], || {});
+    assert!(out.status.success());
+    assert_eq!(third.get("saved"), None, "{third}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_corrupt_context_file_stops_the_start_naming_it() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.join("context/t1")).unwrap();
+    std::fs::write(dir.join("context/t1/flow.json"), "{\"saved\": ").unwrap();
+    std::fs::write(dir.join("flows.json"), CONTEXT_FLOW).unwrap();
+    let out = output(
+        flowd()
+            .arg("run")
+            .arg(dir.join("flows.json"))
+            .arg("--user-dir")
+            .arg(&dir)
+            .args(["--context-storage", "file"]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&*dir.join("context/t1/flow.json").to_string_lossy())
+            && err.contains("invalid JSON"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Started flows") && !err.contains("panicked"),
+        "{err}"
+    );
+    // File context needs a user directory.
+    let out = output(
+        flowd()
+            .arg("run")
+            .arg(dir.join("flows.json"))
+            .env_remove("FLOWD_USER_DIR")
+            .args(["--context-storage", "file"]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a user directory"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_log_level_setting_is_applied() {
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = flowd();
+        cmd.arg("run")
+            .arg(repo_file("flows/temperature-demo.json"))
+            .arg("--quiet")
+            .args(args)
+            .env_remove("FLOWD_LOG")
+            .env_remove("FLOWD_LOG_LEVEL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        signal(&child, "INT");
+        let out = wait_with_limit(child, Duration::from_secs(15));
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let info = run(&[], &[]);
+    assert!(info.contains("Stopped flows."), "{info}");
+    let quiet = run(&[("FLOWD_LOG_LEVEL", "warn")], &[]);
+    assert!(!quiet.contains("Stopped flows."), "{quiet}");
+    let err = run(&[("FLOWD_LOG_LEVEL", "off")], &["--log-level", "info"]);
+    assert!(err.contains("Stopped flows."), "the flag wins: {err}");
+    let dir = tempdir();
+    std::fs::write(dir.join("flowd.toml"), "[log]\nlevel = \"error\"\n").unwrap();
+    let from_file = run(&[], &["--user-dir", dir.to_str().unwrap()]);
+    assert!(!from_file.contains("Stopped flows."), "{from_file}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
