@@ -570,6 +570,42 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_holds_the_defaults() {
+        let text = include_str!("../examples/flowd.toml");
+        let e = resolve_with(text, &SettingFlags::default(), &[]).unwrap();
+        let d = resolve_with("", &SettingFlags::default(), &[]).unwrap();
+        assert_eq!(
+            (e.http, e.editor, e.insecure),
+            (d.http, d.editor, d.insecure)
+        );
+        assert_eq!(
+            (e.broker.enabled, e.broker.addr, e.broker.persistence),
+            (d.broker.enabled, d.broker.addr, d.broker.persistence)
+        );
+        assert_eq!(
+            (
+                e.broker.max_connections,
+                e.broker.max_packet_size,
+                e.broker.max_queued_messages
+            ),
+            (Some(100_000), Some(16 * 1024 * 1024), Some(1000))
+        );
+        assert!(e.admin_users.is_empty() && e.credential_secret.is_none());
+        assert_eq!(e.log_level, d.log_level);
+        assert_eq!(e.context.storage, d.context.storage);
+        assert_eq!(e.context.flush_interval, d.context.flush_interval);
+        // Every key of the file is a documented setting, and every setting is in the file.
+        for s in SETTINGS {
+            let name = s.key.split('.').nth(1).unwrap_or_default();
+            assert!(
+                text.contains(&format!("{name} = ")),
+                "examples/flowd.toml lacks {}",
+                s.key
+            );
+        }
+    }
+
+    #[test]
     fn the_readme_documents_every_setting() {
         let readme = include_str!("../README.md");
         for s in SETTINGS {
