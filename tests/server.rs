@@ -663,3 +663,43 @@ fn credentials_round_trip_and_secrets_stay_out_of_files_logs_and_the_api() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn flowd_writes_file_context_when_it_stops() {
+    let dir = tempdir("context");
+    std::fs::write(
+        dir.join("flowd.toml"),
+        "[context]\nstorage = \"file\"\nflush_interval = 3600\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("flows.json"),
+        r#"[{"id":"t1","type":"tab","label":"Context"},
+            {"id":"in","type":"inject","z":"t1","once":true,"onceDelay":0.1,"props":[{"p":"payload"}],"payload":"hello","payloadType":"str","wires":[["set"]]},
+            {"id":"set","type":"change","z":"t1","rules":[{"t":"set","p":"greeting","pt":"global","to":"payload","tot":"msg"}],"wires":[]}]"#,
+    )
+    .unwrap();
+    let http_port = free_port();
+    let child = flowd()
+        .args(["--user-dir", dir.to_str().unwrap(), "--no-broker"])
+        .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .env_remove("FLOWD_CONTEXT_STORAGE")
+        .env_remove("FLOWD_CONTEXT_FLUSH_INTERVAL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = Running(Some(child));
+    wait_for_port(http_port);
+    std::thread::sleep(Duration::from_millis(500));
+    let global = dir.join("context/global/global.json");
+    assert!(!global.exists(), "not before the flush interval");
+    let out = running.stop("TERM");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&global).unwrap();
+    assert_eq!(text, "{\n    \"greeting\": \"hello\"\n}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
