@@ -146,7 +146,7 @@ export function createCanvas(model, hooks) {
         ? s('circle', { cx: 5, cy: below - 4, r: 4, fill: '#fff', stroke: fill, 'stroke-width': 2 })
         : s('rect', { x: 1, y: below - 8, width: 8, height: 8, fill, rx: 2 });
       el.append(s('g', { class: 'node-status', 'data-status-fill': st.fill || '', 'data-status-shape': st.shape || '' }, shape,
-        s('text', { class: 'status-text', x: 14, y: below }, st.text || '')));
+        s('text', { class: 'status-text', x: 14, y: below }, statusText(st.text))));
       below += 14;
     }
     for (const msg of model.errors.get(n.id) || []) {
@@ -322,6 +322,13 @@ export function createCanvas(model, hooks) {
       model.select([id]);
     },
   };
+}
+
+/** Node-RED's message keys (`node-red:common.status.connected`) read as their last word. */
+function statusText(t) {
+  if (typeof t !== 'string') return t === undefined || t === null ? '' : String(t);
+  const m = /^node-red:[\w.-]*\.([\w-]+)$/.exec(t);
+  return m ? m[1] : t;
 }
 
 function formatRate(r) {

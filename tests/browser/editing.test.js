@@ -1,0 +1,187 @@
+// Editing in the browser: importing a Node-RED export and running it (inject
+// button, debug toggle), undo and redo, a refused deploy shown on the node at
+// fault, the quick way to build the seed pipeline (automatic wiring), and
+// the first-load figures.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { startFlowd, launchBrowser, mqttConnect } from './lib/harness.js';
+import { Editor, until } from './lib/editor.js';
+
+const EXPORT = readFileSync(new URL('./fixtures/node-red-export.json', import.meta.url), 'utf8');
+
+let flowd; let browser;
+
+before(async () => {
+  flowd = await startFlowd([]);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await flowd?.stop();
+});
+
+async function open() {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 760 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  const { editor, metrics } = await Editor.open(page, flowd.url);
+  return { page, editor, metrics, errors };
+}
+
+test('first load: bytes, requests and time to usable', async () => {
+  const { page, metrics, errors } = await open();
+  console.log(`first load (cache disabled): ${metrics.bytes} bytes, ${metrics.requests} requests, usable after ${metrics.usableMs} ms`);
+  assert.ok(metrics.requests > 3 && metrics.bytes > 10000, `figures measured: ${JSON.stringify(metrics)}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('import a Node-RED export, deploy it, press its inject button, toggle its debug node', async () => {
+  const { page, editor, errors } = await open();
+  await page.click('#btn-import');
+  await page.fill('#import-json', EXPORT);
+  await page.click('#import-confirm');
+  for (const [id, type] of [['a41f2c9d8e7b6a50', 'inject'], ['b52e3dae9f8c7b61', 'change'], ['c63f4ebfa09d8c72', 'debug']]) {
+    assert.equal(await editor.node(id).getAttribute('data-node-type'), type, `${type} imported with its id`);
+  }
+  assert.equal(await editor.wire('a41f2c9d8e7b6a50', 0, 'b52e3dae9f8c7b61').count(), 1);
+  assert.equal(await page.locator('#tab-list li.active .tab-label').textContent(), 'Imported from Node-RED');
+  assert.match(await editor.node('a41f2c9d8e7b6a50').textContent(), /press me/);
+  await editor.deploy('full');
+
+  await editor.node('a41f2c9d8e7b6a50').locator('[data-action="inject"]').click();
+  await until(async () => (await editor.debugMessages().count()) === 1, 'the injected message');
+  const msg = editor.debugMessages().first();
+  assert.match(await msg.locator('.debug-node').textContent(), /imported debug/);
+  assert.match(await msg.locator('.debug-topic').textContent(), /greeting/);
+  assert.match(await msg.locator('.debug-payload').textContent(), /hello: "from Node-RED"/, 'the object is shown as a tree');
+  assert.equal(await msg.locator('details').count(), 2, 'object and its array are expandable');
+
+  // The debug node's button switches it off in the runtime: no more messages.
+  await editor.node('c63f4ebfa09d8c72').locator('[data-action="debug-toggle"]').click();
+  await until(async () => (await editor.node('c63f4ebfa09d8c72').locator('.node-button.off').count()) === 1, 'the debug button off');
+  assert.equal(await page.locator('#btn-deploy.dirty').count(), 0, 'toggling debug output is not a flow change');
+  await editor.node('a41f2c9d8e7b6a50').locator('[data-action="inject"]').click();
+  await page.waitForTimeout(500);
+  assert.equal(await editor.debugMessages().count(), 1, 'a disabled debug node shows nothing');
+  await editor.node('c63f4ebfa09d8c72').locator('[data-action="debug-toggle"]').click();
+  await until(async () => (await editor.node('c63f4ebfa09d8c72').locator('.node-button.off').count()) === 0, 'the debug button on');
+  await editor.node('a41f2c9d8e7b6a50').locator('[data-action="inject"]').click();
+  await until(async () => (await editor.debugMessages().count()) === 2, 'a message again');
+
+  // Export gives the same nodes back.
+  await page.click('#btn-export');
+  await page.click('#export-scope-flow');
+  const exported = JSON.parse(await page.inputValue('#export-json'));
+  assert.deepEqual(exported.map((n) => n.id).sort(), JSON.parse(EXPORT).map((n) => n.id).sort());
+  await page.click('#export-close');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('undo and redo: add, wire, move, delete', async () => {
+  const { page, editor, errors } = await open();
+  await page.click('#tab-add');
+  const inject = await editor.drop('inject', 150, 300);
+  const debug = await editor.drop('debug', 400, 300); // dropped with the inject selected: wired after it
+  assert.equal(await editor.wire(inject, 0, debug).count(), 1, 'automatic wire');
+  const before = await editor.position(debug);
+  await editor.move(debug, 0, 80);
+  const moved = await editor.position(debug);
+  assert.notEqual(moved, before);
+  await editor.clickBackground();
+  await editor.node(inject).locator('.node-body').click();
+  await editor.key('Delete');
+  assert.equal(await editor.node(inject).count(), 0, 'deleted');
+  assert.equal(await editor.wires().count(), 0, 'with its wire');
+
+  await editor.key('Control+z');
+  assert.equal(await editor.node(inject).count(), 1, 'undo delete');
+  assert.equal(await editor.wire(inject, 0, debug).count(), 1, 'and its wire');
+  await editor.key('Control+z');
+  assert.equal(await editor.position(debug), before, 'undo move');
+  await editor.key('Control+z');
+  assert.equal(await editor.node(debug).count(), 0, 'undo add debug (and its wire)');
+  assert.equal(await editor.wires().count(), 0);
+  await editor.key('Control+z');
+  assert.equal(await editor.node(inject).count(), 0, 'undo add inject');
+
+  await editor.key('Control+y');
+  await editor.key('Control+y');
+  assert.equal(await editor.wire(inject, 0, debug).count(), 1, 'redo add + wire');
+  await editor.key('Control+y');
+  assert.equal(await editor.position(debug), moved, 'redo move');
+  await page.click('#btn-redo');
+  assert.equal(await editor.node(inject).count(), 0, 'redo delete');
+  assert.ok(await page.locator('#btn-redo').isDisabled());
+
+  // Copy and paste: new ids, same wiring.
+  await editor.key('Control+z');
+  await editor.key('Control+a');
+  await editor.key('Control+c');
+  await editor.key('Control+v');
+  assert.equal(await editor.nodes().count(), 4);
+  assert.equal(await editor.wires().count(), 2);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a refused deploy shows its errors on the node at fault', async () => {
+  const { page, editor, errors } = await open();
+  await page.click('#tab-add');
+  const sw = await editor.drop('switch', 300, 200);
+  const form = await editor.edit(sw);
+  await form.fill('rules', '[{"t":"regex","v":"([a-z","vt":"str","case":false},{"t":"else"}]');
+  await form.done();
+  assert.equal(await editor.node(sw).locator('[data-port^="out-"]').count(), 2, 'two rules, two outputs');
+  await editor.deploy('full', { expectError: true });
+  await until(async () => (await editor.node(sw).getAttribute('class')).includes('invalid'), 'the switch marked');
+  const text = await editor.node(sw).locator('.node-error-text').allTextContents();
+  assert.ok(text.some((t) => /rules/.test(t)), `error under the node: ${text}`);
+  assert.match(await page.locator('#deploy-errors').textContent(), /switch/);
+  assert.equal(await page.locator('#btn-deploy.dirty').count(), 1, 'still not deployed');
+  const flows = await (await fetch(`${flowd.url}flows`)).json();
+  assert.ok(!flows.some((n) => n.id === sw), 'nothing deployed');
+
+  const fix = await editor.edit(sw);
+  await fix.fill('rules', '[{"t":"regex","v":"[a-z]+","vt":"str","case":false},{"t":"else"}]');
+  await fix.done();
+  await editor.deploy('full');
+  assert.ok(!(await editor.node(sw).getAttribute('class')).includes('invalid'), 'errors cleared');
+  assert.ok(await page.locator('#deploy-errors').isHidden());
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the seed pipeline the quick way: drop nodes in order, they wire themselves', async () => {
+  const { page, editor, errors } = await open();
+  await page.click('#tab-add');
+  editor.actions = 0;
+  const types = ['mqtt in', 'json', 'rbe', 'template', 'debug'];
+  const ids = [];
+  for (const [i, t] of types.entries()) ids.push(await editor.drop(t, 100 + i * 160, 450));
+  for (let i = 1; i < ids.length; i++) assert.equal(await editor.wire(ids[i - 1], 0, ids[i]).count(), 1, `${types[i - 1]} -> ${types[i]}`);
+  let form = await editor.edit(ids[0]);
+  await form.fill('topic', 'quick/+/reading');
+  await form.select('datatype', 'utf8');
+  await form.done();
+  form = await editor.edit(ids[2]);
+  await form.fill('property', 'payload.temperature');
+  await form.done();
+  form = await editor.edit(ids[3]);
+  await form.fill('template', 'quick {{payload.temperature}}');
+  await form.done();
+  await editor.deploy('full');
+  console.log(`seed pipeline (mqtt in -> json -> rbe -> template -> debug), configured and deployed: ${editor.actions} user actions`);
+  const sensor = await mqttConnect(flowd.mqtt, 'browser-test-quick');
+  await until(async () => {
+    sensor.publish('quick/a/reading', JSON.stringify({ temperature: Math.random() }));
+    return (await editor.debugTexts()).some((t) => t.startsWith('quick 0.'));
+  }, 'a quick alert', 15000);
+  sensor.close();
+  assert.deepEqual(errors, []);
+  await page.close();
+});
