@@ -8,7 +8,8 @@
 
 use super::routing::Routes;
 use super::{
-    Control, Event, Inbound, RuntimeOptions, SlotRef, Tap, EVENT_CAPACITY, INBOUND_CAPACITY,
+    Control, Event, Inbound, OutputCounts, RuntimeOptions, SlotRef, Tap, EVENT_CAPACITY,
+    INBOUND_CAPACITY,
 };
 use crate::build::Prepared;
 use crate::context::ContextStore;
@@ -55,6 +56,9 @@ pub(crate) struct Slot {
     pub(crate) join: Option<tokio::task::JoinHandle<()>>,
     /// How to start the node, until it is started.
     pub(crate) start: Option<StartKind>,
+    /// Messages sent per output port since the node started (plain
+    /// integers: only this task touches them; read by `Control::OutputCounts`).
+    pub(crate) sent: Vec<u64>,
 }
 
 pub(crate) struct Executor {
@@ -151,6 +155,9 @@ impl Executor {
                     }
                     Some(Control::Snapshot { reply }) => {
                         let _ = reply.send(self.snapshot());
+                    }
+                    Some(Control::OutputCounts { reply }) => {
+                        let _ = reply.send(self.output_counts());
                     }
                     Some(Control::Apply { prepared, plan, reply }) => {
                         self.drain().await;
@@ -315,7 +322,15 @@ impl Executor {
     /// first gets the message, the others copies (cheap: copy-on-write).
     #[inline]
     pub(crate) fn emit(&mut self, from: u32, port: usize, msg: Msg) {
-        let slot = &self.slots[from as usize];
+        let slot = &mut self.slots[from as usize];
+        match slot.sent.get_mut(port) {
+            Some(n) => *n += 1,
+            // First message on this port: the only time the counters grow.
+            None => {
+                slot.sent.resize(port + 1, 0);
+                slot.sent[port] = 1;
+            }
+        }
         if let Some(tap) = &self.tap {
             tap(&slot.info, port, &msg);
         }
@@ -332,6 +347,19 @@ impl Executor {
                 self.queue.push_back((*last, msg));
             }
         }
+    }
+
+    /// Messages sent per output port by every running node with outputs.
+    fn output_counts(&self) -> OutputCounts {
+        self.slots
+            .iter()
+            .filter(|s| s.live && !s.wire_ids.is_empty())
+            .map(|s| {
+                let mut counts = s.sent.clone();
+                counts.resize(counts.len().max(s.wire_ids.len()), 0);
+                (s.info.id.to_string(), counts)
+            })
+            .collect()
     }
 
     pub(crate) fn log(&self, idx: u32, level: LogLevel, text: &str) {

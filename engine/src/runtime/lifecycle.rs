@@ -51,6 +51,7 @@ impl Executor {
             cancel: self.root_cancel.child_token(),
             join: None,
             start,
+            sent: Vec::new(),
         });
         idx
     }

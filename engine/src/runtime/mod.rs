@@ -92,7 +92,15 @@ pub(crate) enum Control {
     },
     /// Hands changed context to the context writer (persistent stores).
     FlushContext,
+    /// Messages sent per output port of every running node.
+    OutputCounts {
+        reply: oneshot::Sender<OutputCounts>,
+    },
 }
+
+/// Node id -> messages sent on each output port since the node started
+/// (a restarted node counts from 0 again).
+pub type OutputCounts = Vec<(String, Vec<u64>)>;
 
 /// Options for starting a runtime.
 #[derive(Clone)]
@@ -271,6 +279,14 @@ impl Runtime {
         handled
             .then_some(())
             .ok_or_else(|| RuntimeError::UnknownNode(id.to_string()))
+    }
+
+    /// How many messages each running node has sent on each output port
+    /// since it started. Counting costs the executor one integer increment
+    /// per message; this call copies the counters (e.g. once a second for
+    /// the editor's wire rates).
+    pub async fn output_counts(&self) -> Result<OutputCounts, RuntimeError> {
+        self.ask(|reply| Control::OutputCounts { reply }).await
     }
 
     /// The running flow set (as deployed, without credentials).
