@@ -2,11 +2,24 @@
 //! `broker/bench/run.sh`, which runs it against flowd's broker and
 //! Mosquitto in the same run).
 //!
-//! `bench ADDR PID LABEL [MESSAGES]`: QoS 0 and QoS 1 fan-in (100
-//! publishers -> 1 subscriber) and fan-out (1 -> 100), reporting
-//! messages/s, p99 latency and the broker's CPU time per 1,000 delivered
-//! messages (from /proc/PID/stat), then RSS per idle connection for 10,000
-//! idle MQTT connections. Every phase is bounded in count and time.
+//! `bench ADDR PID LABEL [MESSAGES] [RATE]`: QoS 0 and QoS 1 fan-in (100
+//! publishers -> 1 subscriber) and fan-out (1 -> 100), about MESSAGES
+//! deliveries each, reporting messages/s, latency percentiles (p50, p99,
+//! max) and the broker's CPU time per 1,000 delivered messages (from
+//! /proc/PID/stat).
+//!
+//! - RATE 0 (default): publishers send as fast as the broker takes it
+//!   (throughput), then RSS per idle connection for 10,000 idle MQTT
+//!   connections.
+//! - RATE > 0: deliveries per second, paced (fan-in: each of the 100
+//!   publishers sends RATE/100 per second, staggered; fan-out: the
+//!   publisher sends RATE/100 per second, each delivered 100 times): the
+//!   latency of a broker that is not saturated.
+//!
+//! Latency: every payload starts with its send timestamp (nanoseconds
+//! since the run's start, taken just before the write, same clock in this
+//! one process); a subscriber takes the difference when it decodes the
+//! PUBLISH. Every phase is bounded in count and time.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,8 +124,17 @@ async fn subscriber(
     }
 }
 
+/// How one publisher sends.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// Time between two messages; `None`: as fast as possible.
+    every: Option<Duration>,
+    /// When the first message is due (publishers are staggered).
+    first: tokio::time::Instant,
+}
+
 /// Publishes `n` messages to `topic` (QoS 1 with a window of unacked ones).
-async fn publisher(s: TcpStream, topic: String, n: usize, qos: QoS, base: Instant) {
+async fn publisher(s: TcpStream, topic: String, n: usize, qos: QoS, base: Instant, pace: Pace) {
     let (mut rd, mut wr) = s.into_split();
     let window = Arc::new(Semaphore::new(PUBLISH_WINDOW));
     let acker = {
@@ -132,7 +154,17 @@ async fn publisher(s: TcpStream, topic: String, n: usize, qos: QoS, base: Instan
             }
         })
     };
+    let mut ticks = pace.every.map(|every| {
+        let mut t = tokio::time::interval_at(pace.first, every);
+        // Behind schedule (a stalled broker): catch up, as a sensor
+        // backlog would.
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
     for i in 0..n {
+        if let Some(t) = &mut ticks {
+            t.tick().await;
+        }
         if qos == QoS::AtLeastOnce {
             match window.acquire().await {
                 Ok(permit) => permit.forget(),
@@ -188,6 +220,15 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `q`-quantile of sorted latencies, in milliseconds.
+fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * q) as usize).min(sorted.len() - 1);
+    sorted[i] as f64 / 1e6
+}
+
 async fn scenario(
     addr: SocketAddr,
     pid: u32,
@@ -195,6 +236,7 @@ async fn scenario(
     fan_in: bool,
     qos: QoS,
     messages: usize,
+    rate: u64,
 ) {
     let base = Instant::now();
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel();
@@ -237,14 +279,25 @@ async fn scenario(
             }
         }
     }
+    // Paced: RATE deliveries/s; one publish is delivered to `subs`
+    // subscribers, and the publishers share the publish rate.
+    let every = (rate > 0).then(|| {
+        let publishes_per_sec = rate as f64 / subs as f64;
+        Duration::from_secs_f64(pubs as f64 / publishes_per_sec)
+    });
     let cpu0 = cpu_secs(pid);
     let start = Instant::now();
+    let t0 = tokio::time::Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
     for (i, s) in pub_streams.into_iter().enumerate() {
         let done = done.clone();
         let topic = format!("bench/{tag}/{i}");
+        let pace = Pace {
+            every,
+            first: t0 + every.map_or(Duration::ZERO, |e| e.mul_f64(i as f64 / pubs as f64)),
+        };
         tokio::spawn(async move {
-            publisher(s, topic, per_pub, qos, base).await;
+            publisher(s, topic, per_pub, qos, base, pace).await;
             done.fetch_add(1, Ordering::Relaxed);
         });
     }
@@ -267,20 +320,18 @@ async fn scenario(
         t.abort();
     }
     lats.sort_unstable();
-    let p99 = lats
-        .get(lats.len().saturating_mul(99) / 100)
-        .copied()
-        .unwrap_or(0) as f64
-        / 1e6;
     let n = lats.len().max(1) as f64;
     println!(
-        "{label:10} {:8} qos{} delivered {:6}/{:6}  {:9.0} msg/s  p99 {:7.2} ms  cpu {:6.3} s/1000 msgs",
+        "{label:10} {:8} qos{} {} delivered {:6}/{:6}  {:9.0} msg/s  p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms  cpu {:6.3} s/1000 msgs",
         if fan_in { "fan-in" } else { "fan-out" },
         qos as u8,
+        if rate > 0 { format!("at {rate}/s") } else { "max rate".into() },
         lats.len(),
         expected,
         n / elapsed,
-        p99,
+        quantile_ms(&lats, 0.50),
+        quantile_ms(&lats, 0.99),
+        lats.last().copied().unwrap_or(0) as f64 / 1e6,
         cpu / n * 1000.0
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -322,17 +373,20 @@ async fn main() {
         args.get(2).and_then(|p| p.parse::<u32>().ok()),
         args.get(3),
     ) else {
-        eprintln!("usage: bench ADDR BROKER_PID LABEL [MESSAGES]");
+        eprintln!("usage: bench ADDR BROKER_PID LABEL [MESSAGES] [RATE]");
         std::process::exit(2);
     };
     let messages = args.get(4).and_then(|m| m.parse().ok()).unwrap_or(20_000);
+    let rate = args.get(5).and_then(|r| r.parse().ok()).unwrap_or(0);
     for (fan_in, qos) in [
         (true, QoS::AtMostOnce),
         (true, QoS::AtLeastOnce),
         (false, QoS::AtMostOnce),
         (false, QoS::AtLeastOnce),
     ] {
-        scenario(addr, pid, label, fan_in, qos, messages).await;
+        scenario(addr, pid, label, fan_in, qos, messages, rate).await;
     }
-    idle(addr, pid, label).await;
+    if rate == 0 {
+        idle(addr, pid, label).await;
+    }
 }
