@@ -84,6 +84,15 @@ test('build the seed pipeline by drag and drop, configure it, deploy, see alerts
     await reading(sensor, 'warmup', Math.random());
     return (await editor.debugMessages().count()) > 0;
   }, 'a first alert', 15000);
+  // Let the warm-up alerts still in flight arrive before clearing.
+  let seen = -1;
+  await until(async () => {
+    const n = await editor.debugMessages().count();
+    const quiet = n === seen;
+    seen = n;
+    if (!quiet) await page.waitForTimeout(400);
+    return quiet;
+  }, 'the warm-up alerts to settle');
   await page.click('#debug-clear');
   assert.equal(await editor.debugMessages().count(), 0, 'cleared');
 
@@ -104,13 +113,30 @@ test('build the seed pipeline by drag and drop, configure it, deploy, see alerts
   sensor.close();
 });
 
-test('the editor with the pipeline is saved as docs/editor.png', async () => {
+test('wires show their live message rate; the editor is saved as docs/editor.png', async () => {
   const sensor = await mqttConnect(flowd.mqtt, 'browser-test-screenshot');
   for (const [s, t] of [['kitchen', 22.5], ['garage', 9]]) await reading(sensor, s, t);
   await until(async () => (await editor.debugTexts()).some((t) => t.includes('garage')), 'garage alert');
   await page.evaluate(() => window.flowd.model.select([]));
   await page.waitForSelector('#toast', { state: 'hidden' });
-  await page.waitForTimeout(1200); // a rates update for the wire labels
+  // Readings at about 20/s from one sensor whose temperature never changes:
+  // they flow through mqtt in and json, the rbe stops them.
+  await reading(sensor, 'steady', 20);
+  await until(async () => (await editor.debugTexts()).some((t) => t.includes('steady')), 'the steady sensor\'s first alert');
+  const jsonRate = page.locator(`[data-wire-rate^="${ids.json}:0:"]`);
+  const rbeRate = page.locator(`[data-wire-rate^="${ids.rbe}:0:"]`);
+  const stop = Date.now() + 10000;
+  let label = null;
+  while (Date.now() < stop) {
+    await reading(sensor, 'steady', 20);
+    await page.waitForTimeout(50);
+    label = (await jsonRate.count()) ? await jsonRate.textContent() : null;
+    if (label && (await rbeRate.count()) === 0) break;
+  }
+  assert.match(label || '', /^\d+(\.\d)?\/s$/, 'json -> rbe shows messages per second');
+  const rate = parseFloat(label);
+  assert.ok(rate > 2 && rate < 60, `about 20 readings/s, shown ${label}`);
+  assert.equal(await rbeRate.count(), 0, 'nothing passes the rbe: no rate on its wire');
   await page.screenshot({ path: SCREENSHOT });
   sensor.close();
 });

@@ -15,6 +15,7 @@ use flowd_engine::observer::{DebugEvent, LogLevel, RuntimeObserver};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -41,6 +42,19 @@ pub struct CommsEvent {
 pub struct CommsHub {
     tx: broadcast::Sender<Arc<CommsEvent>>,
     retained: Mutex<BTreeMap<String, Json>>,
+    /// Clients connected now.
+    clients: AtomicUsize,
+    /// True while the wire rates publisher runs (see `rates`).
+    pub(crate) rates_running: AtomicBool,
+}
+
+/// Counts a client for as long as it is served.
+struct ClientGuard(Arc<CommsHub>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl CommsHub {
@@ -55,7 +69,14 @@ impl CommsHub {
         Arc::new(CommsHub {
             tx,
             retained: Mutex::new(BTreeMap::new()),
+            clients: AtomicUsize::new(0),
+            rates_running: AtomicBool::new(false),
         })
+    }
+
+    /// How many websocket clients are connected.
+    pub fn client_count(&self) -> usize {
+        self.clients.load(Ordering::SeqCst)
     }
 
     /// Publishes an event; `retain` keeps the last one per topic for new
@@ -163,6 +184,8 @@ pub async fn serve_client<I, O>(
     I: Stream<Item = String> + Unpin,
     O: Sink<String> + Unpin,
 {
+    hub.clients.fetch_add(1, Ordering::SeqCst);
+    let _counted = ClientGuard(hub.clone());
     let mut rx = hub.tx.subscribe();
     let mut patterns: Vec<String> = Vec::new();
     let mut batch: Vec<CommsEvent> = Vec::new();

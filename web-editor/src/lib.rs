@@ -11,6 +11,7 @@
 //! - [`storage`]: flows.json written atomically with a backup.
 //! - [`credentials`]: flows_cred.json, encrypted as Node-RED encrypts it.
 //! - [`error`]: `{code, message}` error answers.
+//! - [`rates`]: `flowd/rates` on comms, messages per wire while a client is connected.
 //! - [`ui`]: the editor's files (`ui/`), embedded in release builds.
 
 mod api;
@@ -20,6 +21,7 @@ pub mod credentials;
 mod debug_encoding;
 pub mod error;
 mod origin;
+pub mod rates;
 pub mod storage;
 pub mod ui;
 
@@ -55,6 +57,8 @@ pub struct EditorState {
     pub(crate) auth: Option<Arc<auth::AdminAuth>>,
     /// Held for the whole of a deploy, so deploys apply one at a time.
     pub(crate) deployed: tokio::sync::Mutex<Deployed>,
+    /// How often `flowd/rates` is published.
+    pub(crate) rates_interval: std::time::Duration,
 }
 
 /// The revision of a flow array: SHA-256 (hex) of its compact JSON text.
@@ -94,6 +98,7 @@ impl EditorState {
             comms,
             credentials: None,
             auth: None,
+            rates_interval: rates::RATES_INTERVAL,
             deployed: tokio::sync::Mutex::new(Deployed {
                 rev: revision(&flows),
                 flows,
@@ -107,6 +112,12 @@ impl EditorState {
     /// Requires a login (bearer token) for every admin request.
     pub fn with_auth(mut self, auth: auth::AdminAuth) -> Self {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Publishes `flowd/rates` every `interval` (default [`rates::RATES_INTERVAL`]).
+    pub fn with_rates_interval(mut self, interval: std::time::Duration) -> Self {
+        self.rates_interval = interval;
         self
     }
 

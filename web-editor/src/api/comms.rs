@@ -15,6 +15,8 @@ const MAX_CLIENT_FRAME: usize = 64 * 1024;
 pub async fn websocket(State(st): State<Arc<EditorState>>, ws: WebSocketUpgrade) -> Response {
     let hub = st.comms.clone();
     let auth = st.auth.clone();
+    let runtime = st.runtime.clone();
+    let rates_interval = st.rates_interval;
     ws.max_message_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket: WebSocket| async move {
             let (sink, stream) = socket.split();
@@ -32,6 +34,9 @@ pub async fn websocket(State(st): State<Arc<EditorState>>, ws: WebSocketUpgrade)
             let outgoing = sink.with(|text: String| async move {
                 Ok::<_, axum::Error>(Message::Text(text.into()))
             });
+            // The publisher first looks for clients one interval later, when
+            // this one is counted.
+            crate::rates::ensure_running(runtime, hub.clone(), rates_interval);
             serve_client(hub, auth, incoming, Box::pin(outgoing)).await;
         })
 }

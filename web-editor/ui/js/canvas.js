@@ -104,7 +104,7 @@ export function createCanvas(model, hooks) {
             'data-wire-from': n.id, 'data-wire-port': port, 'data-wire-to': to,
           }));
           const rate = rates[n.id]?.[port];
-          if (rate !== undefined) {
+          if (rate > 0) {
             wireLayer.append(s('text', {
               class: 'wire-rate', x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle',
               'data-wire-rate': `${n.id}:${port}:${to}`,
@@ -310,7 +310,13 @@ export function createCanvas(model, hooks) {
     isOver,
     /** Canvas point at the centre of the visible area. */
     center() { const r = svg.getBoundingClientRect(); return toCanvas(r.left + r.width / 2, r.top + r.height / 2); },
-    setRates(r) { rates = r; render(); },
+    /** New wire rates; redraws only when a shown label changes. */
+    setRates(r) {
+      const shown = (m) => JSON.stringify(Object.entries(m).filter(([, v]) => v.some((x) => x > 0)).map(([k, v]) => [k, v.map(formatRate)]).sort());
+      const changed = shown(r) !== shown(rates);
+      rates = r;
+      if (changed) render();
+    },
     reveal(id) {
       const n = model.nodes.get(id);
       if (!n) return;

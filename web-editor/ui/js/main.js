@@ -60,6 +60,14 @@ async function loadSettings() {
   throw new Error('cannot log in');
 }
 
+/** `flowd/rates` ({interval_ms, nodes: {id: [messages per port]}}) as messages per second. */
+function ratesOf(data) {
+  const secs = (data?.interval_ms || 1000) / 1000;
+  const out = {};
+  for (const [id, counts] of Object.entries(data?.nodes || {})) out[id] = counts.map((c) => c / secs);
+  return out;
+}
+
 async function boot() {
   const model = new Model();
   model.settings = await loadSettings();
@@ -217,7 +225,7 @@ async function boot() {
       if (data && Object.keys(data).length) model.status.set(id, data); else model.status.delete(id);
       scheduleRender();
     } else if (topic === 'flowd/dropped') sidebar.setDropped(data.dropped);
-    else if (topic === 'flowd/rates') canvas.setRates(data.rates || {});
+    else if (topic === 'flowd/rates') canvas.setRates(ratesOf(data));
     else if (topic === 'notification/runtime-deploy' && data.revision && model.rev && data.revision !== model.rev) {
       toast('Someone else deployed new flows; deploying yours will ask before replacing them');
     }
