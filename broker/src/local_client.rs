@@ -220,6 +220,8 @@ struct Inner {
     pending: Mutex<HashMap<u16, Pending>>,
     next_pkid: AtomicU16,
     closed: CancellationToken,
+    /// CONNACK's session present flag.
+    session_present: bool,
     control: mpsc::UnboundedSender<Control>,
     unacked: Unacked,
     /// The broker's maximum packet size (what a network client may send).
@@ -296,13 +298,13 @@ pub(crate) async fn connect(
         .send(req)
         .await
         .map_err(|_| LocalError::Disconnected)?;
-    match tokio::time::timeout(CONNECT_TIMEOUT, outbox_rx.recv()).await {
-        Ok(Some(Outgoing::ConnAck { connack, .. })) if connack.code == 0 => {}
+    let session_present = match tokio::time::timeout(CONNECT_TIMEOUT, outbox_rx.recv()).await {
+        Ok(Some(Outgoing::ConnAck { connack, .. })) if connack.code == 0 => connack.session_present,
         Ok(Some(Outgoing::ConnAck { connack, .. })) => {
             return Err(LocalError::Refused(connack.code))
         }
         _ => return Err(LocalError::Disconnected),
-    }
+    };
     let client: Arc<str> = client_id.into();
     let (control, control_rx) = mpsc::unbounded_channel();
     let unacked = Unacked::default();
@@ -313,6 +315,7 @@ pub(crate) async fn connect(
         pending: Mutex::new(HashMap::new()),
         next_pkid: AtomicU16::new(1),
         closed: CancellationToken::new(),
+        session_present,
         control,
         unacked: unacked.clone(),
         max_packet: ctx.config.limits.max_packet_size as usize,
@@ -449,6 +452,13 @@ impl LocalClient {
     /// The client id (assigned by the broker if it was empty).
     pub fn client_id(&self) -> &str {
         &self.inner.client
+    }
+
+    /// Whether the broker resumed an existing session at connect (CONNACK's
+    /// session present): its subscriptions are in place and queued
+    /// messages follow.
+    pub fn session_present(&self) -> bool {
+        self.inner.session_present
     }
 
     pub fn is_connected(&self) -> bool {

@@ -277,6 +277,7 @@ async fn unacknowledged_messages_come_back_to_a_resumed_local_session_and_acked_
         ..manual("resumer", 0)
     };
     let (c, mut rx) = broker.connect_local(persistent.clone()).await.unwrap();
+    assert!(!c.session_present());
     c.subscribe(sub("m/#", QoS::ExactlyOnce), None)
         .await
         .unwrap();
@@ -296,6 +297,7 @@ async fn unacknowledged_messages_come_back_to_a_resumed_local_session_and_acked_
     drop(rx);
 
     let (c, mut rx) = broker.connect_local(persistent.clone()).await.unwrap();
+    assert!(c.session_present());
     let again = [next(&mut rx).await, next(&mut rx).await];
     let seen: Vec<(&[u8], QoS, bool)> = again
         .iter()

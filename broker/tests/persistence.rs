@@ -336,6 +336,7 @@ fn a_local_clients_persistent_session_survives_a_killed_broker() {
     runtime().block_on(async {
         let broker = Broker::start(config(&d)).await.unwrap();
         let (c, mut rx) = broker.connect_local(opts.clone()).await.unwrap();
+        assert!(c.session_present(), "session restored");
         let mut got = Vec::new();
         while let Ok(Some(m)) = tokio::time::timeout(common::QUIET, rx.recv()).await {
             c.ack(&m).await.unwrap();
