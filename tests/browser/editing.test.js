@@ -185,3 +185,92 @@ test('the seed pipeline the quick way: drop nodes in order, they wire themselves
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('tabs: add, rename, disable, delete and undo; palette search with Ctrl-F', async () => {
+  const { page, editor, errors } = await open();
+  const tabs = page.locator('#tab-list li');
+  const count = await tabs.count();
+  await page.click('#tab-add');
+  assert.equal(await tabs.count(), count + 1);
+  const tab = tabs.last();
+  await tab.locator('.tab-label').dblclick();
+  await page.fill('#tab-input-label', 'Renamed flow');
+  await page.uncheck('#tab-input-enabled');
+  await page.click('#tab-done');
+  assert.equal(await tab.locator('.tab-label').textContent(), 'Renamed flow');
+  assert.match(await tab.getAttribute('class'), /disabled/);
+  await tab.locator('[data-action="delete-tab"]').click();
+  assert.equal(await tabs.count(), count);
+  await page.locator('#canvas').focus();
+  await editor.key('Control+z');
+  assert.equal(await tabs.count(), count + 1, 'undo brings the flow back');
+  assert.equal(await tabs.last().locator('.tab-label').textContent(), 'Renamed flow');
+
+  await page.locator('#canvas').focus();
+  await editor.key('Control+f');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'palette-search');
+  await page.keyboard.type('mqt');
+  const visible = await page.locator('.palette-node:not(.hidden)').evaluateAll((els) => els.map((e) => e.dataset.paletteType));
+  assert.deepEqual(visible.sort(), ['mqtt in', 'mqtt out']);
+  await page.keyboard.press('Enter'); // adds the first match at the centre
+  const added = await page.locator('#node-layer .node.selected').getAttribute('data-node-id');
+  assert.equal(await editor.node(added).getAttribute('data-node-type'), 'mqtt in');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('config nodes: the embedded broker is created once, shown and editable in a nested form', async () => {
+  const { page, editor, errors } = await open();
+  await page.click('#tab-add');
+  const a = await editor.drop('mqtt in', 150, 150);
+  await editor.clickBackground();
+  const b = await editor.drop('mqtt out', 400, 150);
+  const brokers = await page.evaluate(() => [...window.flowd.model.nodes.values()].filter((n) => n.type === 'mqtt-broker').map((n) => n.id));
+  const [ba, bb] = await page.evaluate(([x, y]) => [window.flowd.model.nodes.get(x).broker, window.flowd.model.nodes.get(y).broker], [a, b]);
+  assert.equal(ba, bb, 'both use the same broker');
+  assert.ok(brokers.includes(ba));
+  const form = await editor.edit(a);
+  const nested = await editor.opensForm(() => page.click('#node-input-broker-edit'));
+  assert.equal(await nested.value('broker'), '127.0.0.1');
+  assert.equal(await nested.value('port'), '${FLOWD_MQTT_PORT}', 'the embedded broker\'s port, as an env reference');
+  assert.equal(await nested.field('password').getAttribute('type'), 'password');
+  await nested.fill('name', 'local');
+  await nested.done();
+  assert.equal(await form.selectedText('broker'), 'local', 'the picker shows the renamed broker');
+  await form.done();
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('import from a file, export as a download, filter the debug sidebar by node', async () => {
+  const { page, editor, errors } = await open();
+  const clash = await page.evaluate(() => window.flowd.model.nodes.has('a41f2c9d8e7b6a50'));
+  await page.click('#btn-import');
+  await page.setInputFiles('#import-file', { name: 'flow.json', mimeType: 'application/json', buffer: Buffer.from(EXPORT) });
+  await until(async () => (await page.inputValue('#import-json')).includes('press me'), 'the file read into the text box');
+  await page.click('#import-confirm');
+  assert.equal(await page.locator('#tab-list li.active .tab-label').textContent(), 'Imported from Node-RED');
+  // Ids that exist already (imported by an earlier test) are replaced by new ones.
+  const injects = await page.locator('#node-layer .node[data-node-type="inject"]').evaluateAll((els) => els.map((e) => e.dataset.nodeId));
+  assert.equal(injects.length, 1);
+  assert.equal(injects[0] === 'a41f2c9d8e7b6a50', !clash, `clash ${clash}, id ${injects[0]}`);
+  await editor.deploy('full');
+  await editor.node(injects[0]).locator('[data-action="inject"]').click();
+  await until(async () => (await editor.debugMessages().count()) >= 1, 'a message');
+  const debugIds = await page.locator('#debug-filter option').evaluateAll((els) => els.map((e) => e.value).filter(Boolean));
+  assert.ok(debugIds.length >= (clash ? 2 : 1), 'every debug node can be picked');
+  const copyDebug = await page.evaluate((id) => window.flowd.model.nodes.get(id).wires[0][0], await page.evaluate((i) => window.flowd.model.nodes.get(i).wires[0][0], injects[0]));
+  await page.selectOption('#debug-filter', copyDebug);
+  const shown = await page.locator('#debug-messages .debug-msg:not([hidden])').evaluateAll((els) => els.map((e) => e.dataset.nodeId));
+  assert.ok(shown.length >= 1 && shown.every((id) => id === copyDebug), `only ${copyDebug}: ${shown}`);
+
+  await page.click('#btn-export');
+  await page.click('#export-scope-all');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-download')]);
+  assert.equal(download.suggestedFilename(), 'flows.json');
+  const saved = JSON.parse(await (await download.createReadStream()).toArray().then((c) => Buffer.concat(c).toString()));
+  assert.ok(saved.some((n) => n.id === injects[0]), 'the download holds the flows');
+  assert.ok(saved.every((n) => n.credentials === undefined), 'never credentials');
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -99,8 +99,15 @@ export class Editor {
 
   /** Opens node `id`'s edit form. */
   async edit(id) {
-    await this.node(id).locator('.node-body').dblclick();
+    return this.opensForm(() => this.node(id).locator('.node-body').dblclick());
+  }
+
+  /** Runs `act` (one user action) and waits for the form it opens. */
+  async opensForm(act) {
+    const open = await this.page.locator('#dialog-layer > .modal-backdrop').count();
+    await act();
     this.actions += 1;
+    await this.page.waitForFunction((n) => document.querySelectorAll('#dialog-layer > .modal-backdrop').length > n, open);
     return this.form();
   }
 

@@ -24,12 +24,13 @@ export function freePort() {
   });
 }
 
-/** Starts flowd with `flows` in a fresh user directory; resolves when its admin API answers. */
-export async function startFlowd(flows = []) {
+/** Starts flowd with `flows` (and a flowd.toml, if given) in a fresh user directory; resolves when its admin API answers. */
+export async function startFlowd(flows = [], { settings } = {}) {
   const bin = process.env.FLOWD_BIN;
   if (!bin || !existsSync(bin)) throw new Error(`FLOWD_BIN must name the flowd binary (got ${bin}); run these tests through \`cargo test --test browser\``);
   const dir = mkdtempSync(join(tmpdir(), 'flowd-browser-'));
   writeFileSync(join(dir, 'flows.json'), JSON.stringify(flows));
+  if (settings) writeFileSync(join(dir, 'flowd.toml'), settings);
   const http = await freePort();
   const mqtt = await freePort();
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' };
@@ -41,7 +42,7 @@ export async function startFlowd(flows = []) {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`flowd exited with ${child.exitCode}: ${log}`);
-    try { if ((await fetch(`${url}settings`)).ok) break; } catch { /* not listening yet */ }
+    try { if ((await fetch(`${url}auth/login`)).ok) break; } catch { /* not listening yet */ }
     if (Date.now() > deadline) { child.kill(); throw new Error(`flowd did not answer within ${START_TIMEOUT_MS} ms: ${log}`); }
     await new Promise((r) => setTimeout(r, 100));
   }
