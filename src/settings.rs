@@ -606,6 +606,16 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_file_is_valid() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```toml\n").expect("a toml block") + 8;
+        let len = readme[start..].find("```").expect("its end");
+        let s = resolve_with(&readme[start..start + len], &SettingFlags::default(), &[]).unwrap();
+        assert_eq!(s.context.storage, ContextStorage::File);
+        assert_eq!(s.admin_users.len(), 1);
+    }
+
+    #[test]
     fn the_readme_documents_every_setting() {
         let readme = include_str!("../README.md");
         for s in SETTINGS {

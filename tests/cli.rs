@@ -414,3 +414,65 @@ fn the_log_level_setting_is_applied() {
     assert!(!from_file.contains("Stopped flows."), "{from_file}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The fenced block of `lang` that follows `heading` in the README.
+fn readme_block(heading: &str, lang: &str) -> String {
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let section = &readme[readme.find(heading).expect("heading")..];
+    let start = section.find(&format!("```{lang}\n")).expect("block") + lang.len() + 4;
+    let len = section[start..].find("```").expect("block end");
+    section[start..start + len].to_string()
+}
+
+#[test]
+fn the_readme_scaling_out_flow_validates() {
+    let dir = tempdir();
+    let path = dir.join("alerting.json");
+    std::fs::write(&path, readme_block("## Scaling out", "json")).unwrap();
+    let out = output(
+        flowd()
+            .arg("validate")
+            .arg(&path)
+            .env("MQTT_HOST", "emqx.internal"),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    assert!(out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn version_and_help_on_every_command() {
+    let out = output(flowd().arg("--version"));
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("flowd {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let help = output(flowd().arg("--help"));
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "run",
+        "validate",
+        "deploy",
+        "broker",
+        "FLOWD_CONTEXT_STORAGE",
+        "--log-level",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+    for (cmd, needle) in [
+        ("run", "--context-storage"),
+        ("validate", "FLOWS"),
+        ("deploy", "--token"),
+        ("broker", "--password-file"),
+    ] {
+        let out = output(flowd().args([cmd, "--help"]));
+        assert!(out.status.success(), "{cmd} --help");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(needle),
+            "{cmd} --help lacks {needle}:\n{text}"
+        );
+    }
+}
