@@ -303,11 +303,21 @@ impl ContextStore {
             self.global.dirty = false;
             out.push((ScopeKey::Global, Some(self.global.data.clone())));
         }
-        for (z, s) in self.flows.iter_mut().filter(|(_, s)| s.dirty) {
+        // Scopes of nodes without a tab (config nodes) have no place in the
+        // layout and stay in memory.
+        for (z, s) in self
+            .flows
+            .iter_mut()
+            .filter(|(z, s)| s.dirty && !z.is_empty())
+        {
             s.dirty = false;
             out.push((ScopeKey::Flow(z.clone()), Some(s.data.clone())));
         }
-        for (id, (z, s)) in self.nodes.iter_mut().filter(|(_, (_, s))| s.dirty) {
+        for (id, (z, s)) in self
+            .nodes
+            .iter_mut()
+            .filter(|(_, (z, s))| s.dirty && !z.is_empty())
+        {
             s.dirty = false;
             out.push((
                 ScopeKey::Node {
@@ -421,5 +431,16 @@ mod tests {
         // Reads do not make a scope dirty.
         c.get(ContextScope::Global, &a, "g").unwrap();
         assert!(c.take_changes().is_empty());
+        // Nodes without a tab keep their context in memory only.
+        let config = NodeInfo::detached("cfg", "mqtt-broker");
+        c.set(ContextScope::Node, &config, "k", Some(Value::Null))
+            .unwrap();
+        c.set(ContextScope::Flow, &config, "k", Some(Value::Null))
+            .unwrap();
+        assert!(c.take_changes().is_empty());
+        assert_eq!(
+            c.get(ContextScope::Node, &config, "k").unwrap(),
+            Some(Value::Null)
+        );
     }
 }
