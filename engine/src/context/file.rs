@@ -514,6 +514,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_write_is_retried() {
+        let dir = tempdir("retry");
+        // A file where the tab's directory should be: writes fail.
+        fs::write(dir.join("t1"), "in the way").unwrap();
+        let storage = FileContextStorage::new(&dir);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(run_writer(storage, rx, Duration::from_secs(3600), || {}));
+        let mut o = Object::new();
+        o.insert("v", Value::Number(1.0));
+        tx.send(vec![(ScopeKey::Flow(Str::new("t1")), Some(o))])
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(dir.join("t1").is_file(), "the write failed");
+        fs::remove_file(dir.join("t1")).unwrap();
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        let text = fs::read_to_string(dir.join("t1/flow.json")).unwrap();
+        assert_eq!(text, "{\n    \"v\": 1\n}", "written on the retry at close");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn the_writer_writes_each_batch_and_the_rest_on_close() {
         let dir = tempdir("writer");
         let storage = FileContextStorage::new(&dir);
