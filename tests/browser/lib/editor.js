@@ -22,7 +22,8 @@ export class Editor {
     await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 15000 });
     const state = await page.evaluate(() => document.body.dataset.ready);
     if (state !== 'true') throw new Error(`the editor did not start: ${await page.locator('#toast').textContent()}`);
-    const usableMs = await page.evaluate(() => performance.now());
+    // Set by the editor when it has drawn the flows and takes input (ms since navigation start).
+    const usableMs = Number(await page.evaluate(() => document.body.dataset.readyMs));
     await page.waitForSelector('#conn-state.online', { timeout: 10000 });
     await page.waitForLoadState('networkidle');
     await cdp.detach();

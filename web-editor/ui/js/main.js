@@ -49,9 +49,12 @@ async function login() {
   });
 }
 
-async function loadSettings() {
+/** Settings, node descriptors and flows, in parallel; logs in first when the API answers 401. */
+async function loadAll() {
   for (let attempt = 0; attempt < 5; attempt++) {
-    try { return await get('settings'); } catch (e) {
+    try {
+      return await Promise.all([get('settings'), get('flowd/nodes'), get('flows', { 'Node-RED-API-Version': 'v2' })]);
+    } catch (e) {
       if (!(e instanceof HttpError) || e.status !== 401) throw e;
       auth.token = null;
       await login();
@@ -70,8 +73,8 @@ function ratesOf(data) {
 
 async function boot() {
   const model = new Model();
-  model.settings = await loadSettings();
-  const [descriptors, flows] = await Promise.all([get('flowd/nodes'), get('flows', { 'Node-RED-API-Version': 'v2' })]);
+  const [settings, descriptors, flows] = await loadAll();
+  model.settings = settings;
   model.setDescriptors(descriptors);
   model.load(flows.flows, flows.rev);
 
@@ -236,6 +239,7 @@ async function boot() {
 
   model.emit('change', {});
   window.flowd = { model, history, canvas };
+  document.body.dataset.readyMs = String(Math.round(performance.now()));
   document.body.dataset.ready = 'true';
 }
 
