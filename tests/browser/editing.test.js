@@ -274,3 +274,34 @@ test('import from a file, export as a download, filter the debug sidebar by node
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a wire is selected by a click and deleted; a deploy over someone else\'s asks first', async () => {
+  const a = await open();
+  const b = await open();
+  await a.page.click('#tab-add');
+  const inject = await a.editor.drop('inject', 150, 400);
+  const debug = await a.editor.drop('debug', 400, 400);
+  const wire = a.editor.wire(inject, 0, debug);
+  const box = await wire.boundingBox();
+  await a.page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  assert.match(await wire.getAttribute('class'), /selected/);
+  await a.editor.key('Delete');
+  assert.equal(await a.editor.wire(inject, 0, debug).count(), 0, 'wire deleted');
+  assert.equal(await a.editor.node(debug).count(), 1, 'nodes kept');
+  await a.editor.deploy('full');
+
+  // b loaded the flows before a's deploy: its deploy is a conflict.
+  await b.page.click('#tab-add');
+  await b.editor.drop('inject', 200, 200);
+  await b.page.click('#btn-deploy');
+  await b.page.waitForSelector('#deploy-conflict');
+  let flows = await (await fetch(`${flowd.url}flows`)).json();
+  assert.ok(flows.some((n) => n.id === inject), 'nothing replaced yet');
+  await b.page.click('#deploy-overwrite');
+  await b.page.waitForSelector('#btn-deploy:not(.dirty)');
+  flows = await (await fetch(`${flowd.url}flows`)).json();
+  assert.ok(!flows.some((n) => n.id === inject), 'b\'s flows replaced a\'s after confirmation');
+  assert.deepEqual([...a.errors, ...b.errors], []);
+  await a.page.close();
+  await b.page.close();
+});
