@@ -386,17 +386,21 @@ fn the_log_level_setting_is_applied() {
         let mut cmd = flowd();
         cmd.arg("run")
             .arg(repo_file("flows/temperature-demo.json"))
-            .arg("--quiet")
             .args(args)
             .env_remove("FLOWD_LOG")
             .env_remove("FLOWD_LOG_LEVEL")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        let mut child = cmd.spawn().unwrap();
+        // Running once the first debug line is out (the first reading comes at 0.5 s).
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "no debug output");
         signal(&child, "INT");
         let out = wait_with_limit(child, Duration::from_secs(15));
         assert!(out.status.success());

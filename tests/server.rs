@@ -690,7 +690,8 @@ fn flowd_writes_file_context_when_it_stops() {
         .unwrap();
     let running = Running(Some(child));
     wait_for_port(http_port);
-    std::thread::sleep(Duration::from_millis(500));
+    // The inject fires 0.1 s after the start.
+    std::thread::sleep(Duration::from_millis(1000));
     let global = dir.join("context/global/global.json");
     assert!(!global.exists(), "not before the flush interval");
     let out = running.stop("TERM");
