@@ -514,9 +514,16 @@ mod tests {
         );
         let e = err("\n[brokr]\n", &[]);
         assert!(
-            e.starts_with("unknown setting [brokr] in ") && e.contains("line 2"),
+            e.starts_with("unknown setting brokr in ") && e.contains("line 2"),
             "{e}"
         );
+        let e = err("level = \"debug\"\n", &[]);
+        assert!(
+            e.starts_with("unknown setting level in ") && e.contains("[log]"),
+            "{e}"
+        );
+        let e = err("log = \"debug\"\n", &[]);
+        assert!(e.contains("expected a [log] table"), "{e}");
         let e = err("[http\n", &[]);
         assert!(
             e.starts_with("invalid settings file ") && e.contains("line 1"),

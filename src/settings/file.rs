@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 
+/// The tables of flowd.toml, for messages.
+const TABLES: &str = "[http], [broker], [credentials], [admin], [log], [context]";
+
 /// A value of the settings file.
 #[derive(Debug, Clone)]
 pub(crate) enum Raw {
@@ -96,21 +99,21 @@ impl SettingsFile {
         for (table, v) in root.get_ref().iter() {
             let line = line_of(text, table.span().start);
             let table = table.get_ref();
+            let known = SETTINGS
+                .iter()
+                .any(|s| s.key.split('.').next() == Some(table));
+            if !known {
+                bail!(
+                    "unknown setting {table} in {} line {line} (settings live in the tables {TABLES})",
+                    path.display()
+                );
+            }
             let DeValue::Table(entries) = v.get_ref() else {
                 bail!(
                     "invalid setting {table} in {} line {line}: expected a [{table}] table",
                     path.display()
                 );
             };
-            if !SETTINGS
-                .iter()
-                .any(|s| s.key.split('.').next() == Some(table))
-            {
-                bail!(
-                    "unknown setting [{table}] in {} line {line} (known: http, broker, credentials, admin, log, context)",
-                    path.display()
-                );
-            }
             for (k, v) in entries.iter() {
                 let key = format!("{table}.{}", k.get_ref());
                 let line = line_of(text, k.span().start);
