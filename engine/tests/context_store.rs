@@ -171,6 +171,24 @@ async fn deploys_keep_restarted_nodes_context_and_clean_removed_ones() {
     assert_eq!(read(dir.join("t1/c1.json")), json!({"n": 3}));
     assert_eq!(read(dir.join("global/global.json")), json!({"n": 5}));
 
+    // Disabling a tab or a node keeps their context (they are still in the set).
+    let (rt, sent) = start(&dir, two_tabs.clone());
+    count(&rt, &sent, "c2", 1).await;
+    count(&rt, &sent, "c3", 1).await;
+    let mut disabled = two_tabs.clone();
+    disabled[2]["disabled"] = json!(true);
+    disabled[4]["d"] = json!(true);
+    let (set, structural) = from_json(disabled.clone());
+    rt.deploy(&registry(), set, structural, DeployType::Full)
+        .await
+        .unwrap();
+    rt.stop(Duration::from_secs(5)).await;
+    let (rt, _) = start(&dir, disabled);
+    rt.stop(Duration::from_secs(5)).await;
+    assert_eq!(read(dir.join("t2/flow.json")), json!({"n": 1}));
+    assert_eq!(read(dir.join("t2/c2.json")), json!({"n": 1}));
+    assert_eq!(read(dir.join("t1/c3.json")), json!({"n": 1}));
+
     // Files of nodes unknown at start are cleaned too.
     std::fs::create_dir_all(dir.join("gone")).unwrap();
     std::fs::write(dir.join("gone/flow.json"), "{\"n\": 1}").unwrap();

@@ -224,8 +224,9 @@ impl Executor {
         let tabs: HashSet<Str> = self.set.tabs().map(|t| Str::new(&t.id)).collect();
         self.contexts.retain_flows(|z| tabs.contains(z));
         self.rebuild_topology();
-        let live = &self.by_id;
-        self.contexts.retain_nodes(|id| live.contains_key(id));
+        // Contexts of nodes gone from the set (disabled ones stay, as in Node-RED).
+        let known: HashSet<&str> = self.set.nodes.iter().map(|n| n.id.as_str()).collect();
+        self.contexts.retain_nodes(|id| known.contains(id));
         for idx in started {
             self.start(idx);
         }

@@ -167,10 +167,11 @@ impl Runtime {
         options: RuntimeOptions,
         mut contexts: ContextStore,
     ) -> Runtime {
-        let nodes: HashSet<&str> = prepared.nodes.iter().map(|p| &*p.info.id).collect();
-        let tabs: HashSet<String> = prepared.set.tabs().map(|t| t.id).collect();
-        contexts.retain_flows(|z| tabs.contains(z) || nodes.contains(z));
-        contexts.retain_nodes(|id| nodes.contains(id));
+        // Every id of the set counts, disabled nodes and tabs too (as in
+        // Node-RED: disabling a tab keeps its context).
+        let known: HashSet<&str> = prepared.set.nodes.iter().map(|n| n.id.as_str()).collect();
+        contexts.retain_flows(|z| known.contains(z));
+        contexts.retain_nodes(|id| known.contains(id));
         let (ctrl_tx, ctrl_rx) = mpsc::channel(64);
         let writer = contexts.storage().map(|(storage, interval)| {
             let (tx, rx) = mpsc::unbounded_channel();
