@@ -77,13 +77,29 @@ const MQTT_PORT_ENV: &str = "FLOWD_MQTT_PORT";
 /// the editor point there (`port` as the env reference, so flows survive a
 /// port change). `null` when this process exported no broker port.
 fn embedded_broker() -> Value {
-    match std::env::var(MQTT_PORT_ENV)
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
-    {
+    embedded_broker_at(std::env::var(MQTT_PORT_ENV).ok().as_deref())
+}
+
+fn embedded_broker_at(port: Option<&str>) -> Value {
+    match port.and_then(|p| p.parse::<u16>().ok()) {
         Some(port) => {
             json!({"host": "127.0.0.1", "port": port, "portRef": format!("${{{MQTT_PORT_ENV}}}")})
         }
         None => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_broker_is_named_by_its_port_env_var() {
+        assert_eq!(
+            embedded_broker_at(Some("18831")),
+            json!({"host": "127.0.0.1", "port": 18831, "portRef": "${FLOWD_MQTT_PORT}"})
+        );
+        assert_eq!(embedded_broker_at(None), Value::Null);
+        assert_eq!(embedded_broker_at(Some("not a port")), Value::Null);
     }
 }

@@ -174,6 +174,7 @@ export function createForms(model) {
             editNode(cid);
           }
         });
+        el.addEventListener('change', () => { if (el.value === '_ADD_') edit.click(); });
         wrap.append(el, edit);
         return { name: p.name, row, read: () => (el.value === '_ADD_' ? '' : el.value), validate: () => required(el.value === '_ADD_' ? '' : el.value) };
       }

@@ -129,7 +129,7 @@ export function createIo(model) {
     copy(cut = false) {
       const ids = [...model.selection];
       if (!ids.length) return;
-      clipboard = ids.map((id) => clone(model.nodes.get(id)));
+      clipboard = ids.map((id) => { const n = clone(model.nodes.get(id)); delete n.credentials; return n; });
       copyText(JSON.stringify(clipboard), null).catch(() => {});
       if (cut) model.change('cut', () => ids.forEach((id) => model.remove(id)));
       toast(`${cut ? 'Cut' : 'Copied'} ${ids.length} node(s)`);

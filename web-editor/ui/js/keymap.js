@@ -1,5 +1,5 @@
 // Keyboard shortcuts as data: key combination -> action name. Shortcuts are
-// ignored while typing in a form field or with a dialog open.
+// ignored while typing in a form field, in the palette or with a dialog open.
 
 export const KEYMAP = {
   'ctrl-z': 'undo',
@@ -33,7 +33,7 @@ export function installKeymap(actions) {
   document.addEventListener('keydown', (e) => {
     if (document.getElementById('dialog-layer').childElementCount) return;
     const t = e.target;
-    if (t.closest?.('input, textarea, select, [contenteditable]')) return;
+    if (t.closest?.('input, textarea, select, [contenteditable], #palette')) return;
     const name = KEYMAP[comboOf(e)];
     if (!name || !actions[name]) return;
     e.preventDefault();
