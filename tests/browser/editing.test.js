@@ -92,6 +92,14 @@ test('undo and redo: add, wire, move, delete', async () => {
   await editor.move(debug, 0, 80);
   const moved = await editor.position(debug);
   assert.notEqual(moved, before);
+  // Wiring backwards (input port to output port) adds nothing twice.
+  const inPort = await editor.center(editor.node(debug).locator('[data-port="in"]'));
+  const outPort = await editor.center(editor.node(inject).locator('[data-port="out-0"]'));
+  await page.mouse.move(inPort.x, inPort.y);
+  await page.mouse.down();
+  await page.mouse.move(outPort.x, outPort.y, { steps: 8 });
+  await page.mouse.up();
+  assert.equal(await editor.wires().count(), 1, 'the same wire is not added twice');
   await editor.clickBackground();
   await editor.node(inject).locator('.node-body').click();
   await editor.key('Delete');
@@ -281,6 +289,16 @@ test('a wire is selected by a click and deleted; a deploy over someone else\'s a
   await a.page.click('#tab-add');
   const inject = await a.editor.drop('inject', 150, 400);
   const debug = await a.editor.drop('debug', 400, 400);
+  await a.editor.clickBackground();
+  const debug2 = await a.editor.drop('debug', 400, 500);
+  // Wired backwards: from debug2's input to the inject's output.
+  const inPort = await a.editor.center(a.editor.node(debug2).locator('[data-port="in"]'));
+  const outPort = await a.editor.center(a.editor.node(inject).locator('[data-port="out-0"]'));
+  await a.page.mouse.move(inPort.x, inPort.y);
+  await a.page.mouse.down();
+  await a.page.mouse.move(outPort.x, outPort.y, { steps: 8 });
+  await a.page.mouse.up();
+  assert.equal(await a.editor.wire(inject, 0, debug2).count(), 1, 'wired from the input port');
   const wire = a.editor.wire(inject, 0, debug);
   const box = await wire.boundingBox();
   await a.page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);

@@ -174,6 +174,11 @@ export function createCanvas(model, hooks) {
       const n = model.nodes.get(from);
       const g = geometry(n);
       drag = { kind: 'wire', from, port, x1: g.left + g.w, y1: g.top + portY(port, g.outs, g.h) };
+    } else if (t.dataset?.port === 'in') {
+      // Wiring backwards: from an input port to an output port (or a node's first output).
+      const to = t.closest('.node').dataset.nodeId;
+      const g = geometry(model.nodes.get(to));
+      drag = { kind: 'wire-in', to, x1: g.left, y1: g.top + g.h / 2 };
     } else if (t.closest('.node')) {
       const id = t.closest('.node').dataset.nodeId;
       if (e.shiftKey || e.ctrlKey || e.metaKey) {
@@ -208,6 +213,11 @@ export function createCanvas(model, hooks) {
       for (const el of svg.querySelectorAll('.port.hot')) el.classList.remove('hot');
       const target = portUnder(e.clientX, e.clientY);
       if (target) target.classList.add('hot');
+    } else if (drag.kind === 'wire-in') {
+      dragWire.setAttribute('d', wirePath(p.x, p.y, drag.x1, drag.y1));
+      for (const el of svg.querySelectorAll('.port.hot')) el.classList.remove('hot');
+      const target = outPortUnder(e.clientX, e.clientY);
+      if (target) target.classList.add('hot');
     } else if (drag.kind === 'move') {
       drag.dx = p.x - drag.sx;
       drag.dy = p.y - drag.sy;
@@ -232,6 +242,13 @@ export function createCanvas(model, hooks) {
     return nodeEl?.querySelector('[data-port="in"]') || null;
   }
 
+  /** The output port (or a node's first one) under a client point. */
+  function outPortUnder(cx, cy) {
+    const el = document.elementFromPoint(cx, cy);
+    if (el?.dataset?.port?.startsWith('out-')) return el;
+    return el?.closest?.('.node')?.querySelector('[data-port="out-0"]') || null;
+  }
+
   function endDrag(e) {
     if (!drag) return;
     const d = drag;
@@ -243,6 +260,14 @@ export function createCanvas(model, hooks) {
       if (target) {
         const to = target.closest('.node').dataset.nodeId;
         model.change('wire', () => model.addWire(d.from, d.port, to));
+      }
+    } else if (d.kind === 'wire-in') {
+      dragWire.setAttribute('d', '');
+      for (const el of svg.querySelectorAll('.port.hot')) el.classList.remove('hot');
+      const source = e && outPortUnder(e.clientX, e.clientY);
+      if (source) {
+        const from = source.closest('.node').dataset.nodeId;
+        model.change('wire', () => model.addWire(from, Number(source.dataset.port.slice(4)), d.to));
       }
     } else if (d.kind === 'move') {
       if (d.moved) {

@@ -22,6 +22,7 @@ import { createIo } from './io.js';
 
 const MQTT_NODES = new Set(['mqtt in', 'mqtt out']);
 const AUTO_WIRE_OFFSET = 0;
+const OTHER_DEPLOY_CHECK_MS = 1500;
 
 async function login() {
   const prompts = await get('auth/login');
@@ -229,8 +230,11 @@ async function boot() {
       scheduleRender();
     } else if (topic === 'flowd/dropped') sidebar.setDropped(data.dropped);
     else if (topic === 'flowd/rates') canvas.setRates(ratesOf(data));
-    else if (topic === 'notification/runtime-deploy' && data.revision && model.rev && data.revision !== model.rev) {
-      toast('Someone else deployed new flows; deploying yours will ask before replacing them');
+    else if (topic === 'notification/runtime-deploy' && data.revision) {
+      // Our own deploy's notice may come before its HTTP answer: look again a little later.
+      setTimeout(() => {
+        if (model.rev && data.revision !== model.rev) toast('Someone else deployed new flows; deploying yours will ask before replacing them');
+      }, OTHER_DEPLOY_CHECK_MS);
     }
   }, (online) => {
     connState.textContent = online ? 'connected' : 'offline';
