@@ -279,6 +279,11 @@ test('import from a file, export as a download, filter the debug sidebar by node
   const saved = JSON.parse(await (await download.createReadStream()).toArray().then((c) => Buffer.concat(c).toString()));
   assert.ok(saved.some((n) => n.id === injects[0]), 'the download holds the flows');
   assert.ok(saved.every((n) => n.credentials === undefined), 'never credentials');
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: flowd.url });
+  const text = await page.inputValue('#export-json');
+  await page.click('#export-copy');
+  await page.waitForSelector('#export-dialog', { state: 'detached' });
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), text, 'copied to the clipboard');
   assert.deepEqual(errors, []);
   await page.close();
 });
