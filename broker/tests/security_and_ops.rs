@@ -72,6 +72,28 @@ async fn acl_denies_subscribe_with_a_failure_code_and_drops_denied_publishes() {
     }))
     .await;
     assert_eq!(v5.expect_ack(AckKind::PubAck, 3).await.code, 0x87);
+    // QoS 2: the refusal comes as a failure PUBREC, which ends the flow;
+    // the packet id is free again for the next message.
+    let mut listener = Client::connect(addr, V311, "acl-listen", true).await;
+    listener.subscribe(1, &[("ok/#", QoS::AtMostOnce)]).await;
+    for (topic, code) in [("ro/z", 0x87), ("ok/z", 0)] {
+        v5.send(Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: topic.into(),
+            pkid: 4,
+            payload: Bytes::from_static(b"q2"),
+            ..Default::default()
+        }))
+        .await;
+        assert_eq!(v5.expect_ack(AckKind::PubRec, 4).await.code, code);
+    }
+    v5.send(Packet::Ack(flowd_broker::codec::Ack::new(
+        AckKind::PubRel,
+        4,
+    )))
+    .await;
+    assert_eq!(v5.expect_ack(AckKind::PubComp, 4).await.code, 0);
+    assert_eq!(&listener.expect_publish().await.topic[..], "ok/z");
     broker.shutdown().await;
 }
 

@@ -66,7 +66,18 @@ impl Router {
             });
             matched = self.route(&msg);
         }
-        if qos == QoS::ExactlyOnce && persisted {
+        let code = match (allowed, matched) {
+            (false, _) if v5 => NOT_AUTHORIZED,
+            (true, 0) if v5 => NO_MATCHING_SUBSCRIBERS,
+            _ => 0,
+        };
+        if qos == QoS::ExactlyOnce && code >= 0x80 {
+            // A failure PUBREC ends the flow: no PUBREL will free the id,
+            // and the client may use it again at once [MQTTv5-4.3.3].
+            if let Some(s) = self.live_session(conn, client) {
+                s.incoming_qos2.remove(&pkid);
+            }
+        } else if qos == QoS::ExactlyOnce && persisted {
             // After the routed copies' records: the id is journaled with
             // (never before) what it stands for.
             self.journal(Record::Qos2In {
@@ -74,11 +85,6 @@ impl Router {
                 pkid,
             });
         }
-        let code = match (allowed, matched) {
-            (false, _) if v5 => NOT_AUTHORIZED,
-            (true, 0) if v5 => NO_MATCHING_SUBSCRIBERS,
-            _ => 0,
-        };
         let kind = match qos {
             QoS::AtMostOnce => return,
             QoS::AtLeastOnce => AckKind::PubAck,
