@@ -200,11 +200,11 @@ impl Session {
     }
 
     /// On reconnect: resend everything in flight, in order, with DUP set
-    /// (PUBREL for those past PUBREC) [MQTT-4.4.0-1].
-    pub fn resend_inflight(&mut self, now: Instant) {
+    /// (PUBREL for those past PUBREC) [MQTT-4.4.0-1]. Expired ones too:
+    /// their onward delivery has started [MQTT-3.3.2-5], and the client
+    /// may hold their packet ids.
+    pub fn resend_inflight(&mut self) {
         let Some(link) = &self.link else { return };
-        self.inflight
-            .retain(|i| i.state == Awaiting::PubComp || !i.delivery.message.expired(now));
         for i in &mut self.inflight {
             match i.state {
                 Awaiting::PubComp => {

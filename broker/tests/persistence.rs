@@ -354,3 +354,49 @@ fn a_local_clients_persistent_session_survives_a_killed_broker() {
     });
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn an_expired_qos2_delivery_in_flight_is_completed_after_a_kill() {
+    let d = dir("qos2-expired");
+    let pkid = runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let (mut sub, _) = Client::connect_with(addr, persistent(V5, "q2exp-sub")).await;
+        sub.subscribe(1, &[("exp/#", QoS::ExactlyOnce)]).await;
+        let mut publ = Client::connect(addr, V5, "q2exp-pub", true).await;
+        publ.send(Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: "exp/a".into(),
+            pkid: 1,
+            payload: "short-lived".into(),
+            properties: flowd_broker::Properties {
+                message_expiry_interval: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        }))
+        .await;
+        publ.expect_ack(AckKind::PubRec, 1).await;
+        let p = sub.expect_publish().await;
+        broker.kill().await;
+        p.pkid
+    });
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let mut sub = resume(addr, persistent(V5, "q2exp-sub")).await;
+        // Its delivery had started: resent (same id, DUP, no time left)
+        // rather than dropped while the client may hold the id.
+        let p = sub.expect_publish().await;
+        assert_eq!((p.pkid, p.dup), (pkid, true));
+        assert_eq!(p.properties.message_expiry_interval, Some(0));
+        sub.send(Packet::Ack(Ack::new(AckKind::PubRec, pkid))).await;
+        sub.expect_ack(AckKind::PubRel, pkid).await;
+        sub.send(Packet::Ack(Ack::new(AckKind::PubComp, pkid)))
+            .await;
+        sub.expect_nothing().await;
+        broker.shutdown().await;
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -297,6 +297,48 @@ async fn message_expiry_drops_stale_queued_messages_and_counts_down() {
 }
 
 #[tokio::test]
+async fn an_expired_message_already_in_flight_is_still_completed_on_reconnect() {
+    let broker = start().await;
+    let addr = broker.local_addr().unwrap();
+    let session = || {
+        let mut c = connect_packet(V5, "exp-inflight", false, 60);
+        c.properties.session_expiry_interval = Some(60);
+        c
+    };
+    let (mut sub, _) = Client::connect_with(addr, session()).await;
+    sub.subscribe(1, &[("ei/+", QoS::ExactlyOnce)]).await;
+    let mut publ = Client::connect(addr, V5, "exp-inflight-pub", true).await;
+    let short = Properties {
+        message_expiry_interval: Some(1),
+        ..Default::default()
+    };
+    publ.send(publish("ei/q1", b"1", QoS::AtLeastOnce, 1, short.clone()))
+        .await;
+    publ.expect_ack(AckKind::PubAck, 1).await;
+    publ.send(publish("ei/q2", b"2", QoS::ExactlyOnce, 2, short))
+        .await;
+    publ.expect_ack(AckKind::PubRec, 2).await;
+    // Both sent, neither acknowledged; the client goes away until they
+    // have expired.
+    let first = [sub.expect_publish().await, sub.expect_publish().await];
+    sub.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut sub, ack) = Client::connect_with(addr, session()).await;
+    assert!(ack.session_present);
+    // Onward delivery had started [MQTT-3.3.2-5]: resent, same packet ids,
+    // DUP, no time left.
+    for before in &first {
+        let p = sub.expect_publish().await;
+        assert_eq!(
+            (&p.topic, p.pkid, p.dup),
+            (&before.topic, before.pkid, true)
+        );
+        assert_eq!(p.properties.message_expiry_interval, Some(0));
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
 async fn assigned_client_id_and_server_keep_alive() {
     let mut config = common::config();
     config.max_keepalive = Some(60);

@@ -104,12 +104,28 @@ impl StoredMessage {
 
     /// Back to a routable message; `None` if it expired meanwhile.
     pub fn into_message(self) -> Option<Message> {
+        self.restore(false)
+    }
+
+    /// Back to a message even if it expired meanwhile (then it expires
+    /// now): one whose onward delivery had started, which is completed
+    /// whatever its expiry [MQTT-3.3.2-5].
+    pub fn into_started_message(self) -> Message {
+        match self.restore(true) {
+            Some(m) => m,
+            None => unreachable!("restore(true) keeps expired messages"),
+        }
+    }
+
+    fn restore(self, keep_expired: bool) -> Option<Message> {
+        let now = Instant::now();
         let expires_at = match self.expires_unix {
             0 => None,
-            t => {
-                let left = t.checked_sub(unix_now()).filter(|&s| s > 0)?;
-                Some(Instant::now() + Duration::from_secs(left))
-            }
+            t => match t.checked_sub(unix_now()).filter(|&s| s > 0) {
+                Some(left) => Some(now + Duration::from_secs(left)),
+                None if keep_expired => Some(now),
+                None => return None,
+            },
         };
         let p = self.publish;
         Some(Message {

@@ -99,7 +99,7 @@ impl Router {
         outbox.send(Outgoing::ConnAck {
             connack: Box::new(connack),
         });
-        session.resend_inflight(now);
+        session.resend_inflight();
         session.pump(now);
         debug!(client = %client_id, session_present = session_existed, "Session attached.");
         if persist {

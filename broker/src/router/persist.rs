@@ -51,15 +51,17 @@ impl Router {
                     .insert(filter, SessionSub { options, id });
             }
             session.incoming_qos2.extend(rs.incoming_qos2);
-            for (seq, mut m) in rs.messages {
+            for (seq, m) in rs.messages {
                 let sent = rs.qos2_out.get(&seq).copied();
-                if let Some((_, true)) = sent {
-                    // Past PUBREC: the client has it, only PUBREL remains,
-                    // whatever the message's expiry.
-                    m.message.expires_unix = 0;
-                }
-                let Some(message) = m.message.into_message() else {
-                    continue;
+                // Sent before the restart: onward delivery has started, so
+                // it is completed whatever its expiry (and its packet id
+                // stays taken until then).
+                let message = match sent {
+                    Some(_) => m.message.into_started_message(),
+                    None => match m.message.into_message() {
+                        Some(message) => message,
+                        None => continue,
+                    },
                 };
                 let delivery = Delivery {
                     message: Arc::new(message),
