@@ -35,27 +35,42 @@ export async function startFlowd(flows = [], { settings } = {}) {
   const mqtt = await freePort();
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' };
   delete env.FLOWD_MQTT_PORT;
-  const child = spawn(bin, ['--user-dir', dir, '--http', `127.0.0.1:${http}`, '--mqtt', `127.0.0.1:${mqtt}`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => { log += d; });
   const url = `http://127.0.0.1:${http}/`;
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`flowd exited with ${child.exitCode}: ${log}`);
-    try { if ((await fetch(`${url}auth/login`)).ok) break; } catch { /* not listening yet */ }
-    if (Date.now() > deadline) { child.kill(); throw new Error(`flowd did not answer within ${START_TIMEOUT_MS} ms: ${log}`); }
-    await new Promise((r) => setTimeout(r, 100));
+  let child = null;
+  let log = '';
+
+  async function launch() {
+    child = spawn(bin, ['--user-dir', dir, '--http', `127.0.0.1:${http}`, '--mqtt', `127.0.0.1:${mqtt}`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.on('data', (d) => { log += d; });
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`flowd exited with ${child.exitCode}: ${log}`);
+      try { if ((await fetch(`${url}auth/login`)).ok) return; } catch { /* not listening yet */ }
+      if (Date.now() > deadline) { child.kill(); throw new Error(`flowd did not answer within ${START_TIMEOUT_MS} ms: ${log}`); }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
+
+  async function halt() {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+
+  await launch();
   return {
     url, http, mqtt, dir,
     get log() { return log; },
+    /** Stops flowd and starts it again on the same ports and user directory. */
+    async restart(pauseMs = 0) {
+      await halt();
+      await new Promise((r) => setTimeout(r, pauseMs));
+      await launch();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };
