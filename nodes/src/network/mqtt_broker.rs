@@ -1,4 +1,4 @@
-//! `mqtt-broker` config node: one MQTT client connection (rumqttc) shared by
+//! `mqtt-broker` config node: one MQTT client connection (flowd's own client, `mqtt_client`) shared by
 //! every `mqtt in` and `mqtt out` node that names it in `broker`.
 //!
 //! The connection opens when the first user node starts (unless

@@ -1,7 +1,7 @@
 //! The client connection an `mqtt-broker` config node shares with its
 //! `mqtt in` and `mqtt out` nodes.
 //!
-//! One task polls the rumqttc event loop: it reconnects with backoff,
+//! One task polls the client's event loop: it reconnects with backoff,
 //! re-subscribes every filter and publishes the birth message after each
 //! connect, hands received publications to the subscribed nodes (each
 //! acknowledged once every node that got it has passed it on), and tracks

@@ -7,15 +7,15 @@
 
 use flowd_engine::node::{BuildContext, BuiltNode, ConfigNode, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
-use rumqttc::tokio_rustls::rustls::{
+use serde_json::{json, Value as Json};
+use std::sync::Arc;
+use tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::CryptoProvider,
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName, UnixTime},
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use serde_json::{json, Value as Json};
-use std::sync::Arc;
 
 /// The Node-RED type name.
 pub const TLS_CONFIG: &str = "tls-config";
@@ -171,7 +171,7 @@ pub fn client_config(
     cx: &mut BuildContext<'_>,
     tls_id: &str,
     verify_without_node: bool,
-) -> Option<rumqttc::TlsConfiguration> {
+) -> Option<Arc<ClientConfig>> {
     let (verify, ca, client_auth) = if tls_id.is_empty() {
         (verify_without_node, None, None)
     } else {
@@ -250,5 +250,5 @@ pub fn client_config(
         },
         None => builder.with_no_client_auth(),
     };
-    Some(rumqttc::TlsConfiguration::Rustls(Arc::new(config)))
+    Some(Arc::new(config))
 }
