@@ -172,6 +172,32 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), BrokerError
     Ok((tcp, bound))
 }
 
+/// Opens in-process connections to a running broker (cheap to clone). Once
+/// the broker has stopped, a new connection reads end-of-file at once.
+#[derive(Clone)]
+pub struct InProcessConnector {
+    ctx: Arc<ConnContext>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl InProcessConnector {
+    /// Opens a connection that the broker serves exactly as it serves a TCP
+    /// client of a loopback listener (same handshake, sessions, QoS flows,
+    /// ACL and limits): the returned stream carries MQTT packets both ways,
+    /// starting with the client's CONNECT. No socket and no system call.
+    pub fn connect(&self) -> tokio::io::DuplexStream {
+        let (client, server) = tokio::io::duplex(IN_PROCESS_BUFFER);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+        let ctx = self.ctx.clone();
+        self.runtime
+            .spawn(crate::connection::serve(server, peer, 0, true, ctx));
+        client
+    }
+}
+
+/// Bytes buffered each way in an in-process connection ([`Broker::connect_stream`]).
+const IN_PROCESS_BUFFER: usize = 256 * 1024;
+
 /// How the broker thread should stop.
 enum Stop {
     Graceful,
@@ -182,6 +208,7 @@ enum Stop {
 /// What the broker thread reports once it is serving.
 struct Ready {
     ctx: Arc<ConnContext>,
+    runtime: tokio::runtime::Handle,
     mqtt_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
@@ -191,6 +218,8 @@ struct Ready {
 /// background; [`Broker::shutdown`] waits for that.
 pub struct Broker {
     ctx: Arc<ConnContext>,
+    /// The broker thread's runtime, where in-process connections are served.
+    runtime: tokio::runtime::Handle,
     mqtt_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
@@ -240,6 +269,7 @@ impl Broker {
                     };
                     let ready = Ready {
                         ctx: running.ctx.clone(),
+                        runtime: tokio::runtime::Handle::current(),
                         mqtt_addr: running.mqtt_addr,
                         ws_addr: running.ws_addr,
                         tls_addr: running.tls_addr,
@@ -267,6 +297,7 @@ impl Broker {
         };
         Ok(Broker {
             ctx: ready.ctx,
+            runtime: ready.runtime,
             mqtt_addr: ready.mqtt_addr,
             ws_addr: ready.ws_addr,
             tls_addr: ready.tls_addr,
@@ -296,6 +327,19 @@ impl Broker {
         opts: LocalOptions,
     ) -> Result<(LocalClient, LocalReceiver), LocalError> {
         local_client::connect(&self.ctx, opts).await
+    }
+
+    /// Opens an in-process connection; see [`InProcessConnector::connect`].
+    pub fn connect_stream(&self) -> tokio::io::DuplexStream {
+        self.in_process().connect()
+    }
+
+    /// A handle that opens in-process connections to this broker.
+    pub fn in_process(&self) -> InProcessConnector {
+        InProcessConnector {
+            ctx: self.ctx.clone(),
+            runtime: self.runtime.clone(),
+        }
     }
 
     /// Stops accepting, disconnects every client (v5: reason 0x8B),

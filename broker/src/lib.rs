@@ -82,7 +82,7 @@ mod stats;
 mod sys;
 pub mod topic;
 
-pub use broker::{Broker, BrokerError, VERSION};
+pub use broker::{Broker, BrokerError, InProcessConnector, VERSION};
 pub use codec::{LastWill, Properties, QoS, RetainHandling, SubscriptionOptions};
 pub use config::{BrokerConfig, Limits, TlsConfig};
 pub use local_client::{
