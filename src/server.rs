@@ -36,7 +36,8 @@ pub async fn start_broker(addr: SocketAddr, dir: Option<&Path>) -> anyhow::Resul
     .await
 }
 
-/// Starts the embedded broker with `config`.
+/// Starts the embedded broker with `config`; the flows' MQTT clients that
+/// name its listener use in-process connections to it.
 pub async fn start_configured_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
     let addr = config.mqtt;
     let broker = Broker::start(config).await.with_context(|| {
@@ -47,6 +48,8 @@ pub async fn start_configured_broker(config: BrokerConfig) -> anyhow::Result<Bro
     })?;
     if let Some(a) = broker.local_addr() {
         tracing::info!(addr = %a, "MQTT broker listening.");
+        // mqtt-broker nodes that name this listener connect in-process.
+        flowd_nodes::network::mqtt_client::set_embedded_broker(a, broker.in_process());
     }
     Ok(broker)
 }

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use flowd_broker::codec::{self, Properties, ProtocolVersion, QoS, SubscriptionOptions};
 use flowd_engine::value::Object;
 use flowd_engine::Value;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
 pub use super::mqtt_event_loop::EventLoop;
@@ -20,6 +21,47 @@ pub use super::mqtt_event_loop::EventLoop;
 pub const REQUEST_CHANNEL_CAPACITY: usize = 256;
 /// Acknowledgements, subscriptions and disconnects queued for the event loop.
 const CONTROL_CHANNEL_CAPACITY: usize = 1024;
+
+/// The broker running in this process, if any: its MQTT listener address
+/// and the connector for in-process connections.
+static EMBEDDED_BROKER: RwLock<Option<(SocketAddr, flowd_broker::InProcessConnector)>> =
+    RwLock::new(None);
+
+/// Declares the broker running in this process: a client whose host and
+/// port name its MQTT listener (without TLS) connects in-process instead
+/// of over TCP, with the same protocol and the same semantics.
+pub fn set_embedded_broker(listener: SocketAddr, connector: flowd_broker::InProcessConnector) {
+    *EMBEDDED_BROKER.write().unwrap_or_else(|e| e.into_inner()) = Some((listener, connector));
+}
+
+/// Forgets the broker declared with [`set_embedded_broker`] (it stopped).
+pub fn clear_embedded_broker() {
+    *EMBEDDED_BROKER.write().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// The in-process connector for `host:port`, when it names the embedded broker.
+pub(super) fn embedded_broker_for(
+    host: &str,
+    port: u16,
+) -> Option<flowd_broker::InProcessConnector> {
+    let guard = EMBEDDED_BROKER.read().unwrap_or_else(|e| e.into_inner());
+    let (addr, connector) = guard.as_ref()?;
+    if addr.port() != port {
+        return None;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let same_host = match host.parse::<IpAddr>() {
+        Ok(ip) => {
+            ip == addr.ip()
+                || (ip.is_loopback() && (addr.ip().is_loopback() || addr.ip().is_unspecified()))
+        }
+        Err(_) => {
+            host.eq_ignore_ascii_case("localhost")
+                && (addr.ip().is_loopback() || addr.ip().is_unspecified())
+        }
+    };
+    same_host.then(|| connector.clone())
+}
 
 /// MQTT protocol version of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

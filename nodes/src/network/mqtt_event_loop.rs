@@ -9,7 +9,9 @@
 //! few system calls as the socket allows, and decodes every packet a read
 //! brought in. An error ends the connection; the next poll opens a new one.
 
-use super::mqtt_client::{message_fields, ClientOptions, Control, LinkEvent, RawPublish, Received};
+use super::mqtt_client::{
+    embedded_broker_for, message_fields, ClientOptions, Control, LinkEvent, RawPublish, Received,
+};
 use bytes::{Buf, BytesMut};
 use flowd_broker::codec::{
     self, Ack, AckKind, ConnAck, Connect, Disconnect, LastWill, Packet, Properties,
@@ -38,10 +40,11 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Smallest free room in the read buffer before a read.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// TCP or TLS over TCP.
+/// TCP, TLS over TCP, or an in-process connection to the embedded broker.
 enum Transport {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    InProcess(tokio::io::DuplexStream),
 }
 
 impl AsyncRead for Transport {
@@ -53,6 +56,7 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::InProcess(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -66,6 +70,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::InProcess(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -73,6 +78,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::InProcess(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -80,6 +86,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Transport::InProcess(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -176,13 +183,15 @@ impl EventLoop {
     /// Opens the transport, sends CONNECT and waits for CONNACK.
     async fn connect(&mut self) -> Result<Link, String> {
         let o = &self.options;
-        let tcp = TcpStream::connect((o.host.as_str(), o.port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
-        let mut io = match &o.tls {
-            None => Transport::Tcp(tcp),
-            Some(config) => {
+        let embedded = match o.tls {
+            None => embedded_broker_for(&o.host, o.port),
+            Some(_) => None,
+        };
+        let mut io = match (&o.tls, embedded) {
+            (None, Some(broker)) => Transport::InProcess(broker.connect()),
+            (None, None) => Transport::Tcp(tcp_connect(&o.host, o.port).await?),
+            (Some(config), _) => {
+                let tcp = tcp_connect(&o.host, o.port).await?;
                 let name = tokio_rustls::rustls::pki_types::ServerName::try_from(o.host.clone())
                     .map_err(|e| format!("invalid TLS server name \"{}\": {e}", o.host))?;
                 let tls = tokio_rustls::TlsConnector::from(config.clone())
@@ -640,6 +649,15 @@ impl EventLoop {
             return Ok(());
         }
     }
+}
+
+/// Connects with `TCP_NODELAY`: the event loop batches its writes itself.
+async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, String> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }
 
 /// The message for a refused connection (v5 reason code or 3.1.1 return code).
