@@ -183,10 +183,25 @@ pub fn export_mqtt_port(port: u16) {
     }
 }
 
-/// A multi-threaded tokio runtime.
+/// The tokio runtime: one thread unless `FLOWD_WORKER_THREADS` asks for more.
 pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;
-    tokio::runtime::Builder::new_multi_thread()
+    let threads = match std::env::var("FLOWD_WORKER_THREADS") {
+        Ok(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|t| *t > 0)
+            .with_context(|| format!("FLOWD_WORKER_THREADS: \"{t}\" is not a positive number"))?,
+        Err(_) => 1,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
