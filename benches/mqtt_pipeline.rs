@@ -10,7 +10,10 @@
 //!
 //! Run: `cargo bench --bench mqtt_pipeline`.
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use flowd_nodes::network::mqtt_client::{
+    self, Client, ClientOptions, EventLoop, LinkEvent, Protocol, SubOptions,
+};
+use flowd_nodes::network::mqtt_message::Publication;
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -81,18 +84,42 @@ struct RunResult {
     max_rss_kib: u64,
 }
 
+/// A client of the bench (flowd's own MQTT client: `TCP_NODELAY`, batched
+/// writes), so what is measured is not the bench's own client delaying
+/// small packets.
+fn bench_client(port: u16, id: String) -> (Client, EventLoop) {
+    mqtt_client::open(&ClientOptions {
+        host: "127.0.0.1".into(),
+        port,
+        client_id: id,
+        protocol: Protocol::V4,
+        keepalive: 30,
+        clean: true,
+        session_expiry: None,
+        user_props: Vec::new(),
+        credentials: None,
+        will: None,
+        tls: None,
+    })
+}
+
 async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut u64) -> RunResult {
     let sent: Sent = Arc::new(Mutex::new(vec![Vec::new(); SENSORS]));
-    let mut sub_opts = MqttOptions::new(format!("bench-sub-{round}"), "127.0.0.1", port);
-    sub_opts.set_keep_alive(Duration::from_secs(30));
-    let (sub, mut sub_loop) = AsyncClient::new(sub_opts, 100_000);
-    sub.subscribe("alerts/temperature", QoS::AtMostOnce)
-        .await
-        .unwrap();
-    // Wait for SUBACK.
+    let (sub, mut sub_loop) = bench_client(port, format!("bench-sub-{round}"));
     loop {
-        if let Ok(Event::Incoming(Packet::SubAck(_))) = sub_loop.poll().await {
-            break;
+        match sub_loop.poll().await.expect("subscriber connects") {
+            LinkEvent::Connected { .. } => {
+                let all = SubOptions {
+                    qos: 0,
+                    nl: false,
+                    rap: false,
+                    rh: 0,
+                };
+                assert!(sub.try_subscribe("alerts/temperature", &all));
+            }
+            // SUBACK.
+            LinkEvent::Other => break,
+            _ => {}
         }
     }
     let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -101,7 +128,7 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
     let consumer = tokio::spawn(async move {
         let mut per_sensor: HashMap<usize, usize> = HashMap::new();
         while let Ok(ev) = sub_loop.poll().await {
-            if let Event::Incoming(Packet::Publish(p)) = ev {
+            if let LinkEvent::Publish(p) = ev {
                 let now = Instant::now();
                 let text = String::from_utf8_lossy(&p.payload);
                 // "Temperature on sensors/<n>/reading changed to ..."
@@ -125,11 +152,19 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
             }
         }
     });
+    let _keep_subscriber = sub;
 
-    let mut pub_opts = MqttOptions::new(format!("bench-pub-{round}"), "127.0.0.1", port);
-    pub_opts.set_keep_alive(Duration::from_secs(30));
-    let (publisher, mut pub_loop) = AsyncClient::new(pub_opts, 100_000);
-    let driver = tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });
+    let (publisher, mut pub_loop) = bench_client(port, format!("bench-pub-{round}"));
+    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
+    let driver = tokio::spawn(async move {
+        let mut connected = Some(connected_tx);
+        while let Ok(e) = pub_loop.poll().await {
+            if let (LinkEvent::Connected { .. }, Some(tx)) = (e, connected.take()) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    connected_rx.await.expect("publisher connects");
     let (cpu0, _) = cpu_ms_and_rss(flowd_pid);
     let total = rate * secs as usize;
     let per_tick = (rate / 1000).max(1);
@@ -151,12 +186,17 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
                 sent.lock().unwrap()[s].push(Instant::now());
                 expected += 1;
             }
-            let _ = publisher.try_publish(
-                format!("sensors/{s}/reading"),
-                QoS::AtMostOnce,
-                false,
-                payload,
-            );
+            let reading = Publication {
+                topic: format!("sensors/{s}/reading"),
+                payload: payload.into(),
+                qos: 0,
+                retain: false,
+            };
+            // The request queue is bounded: wait for room (bounded in time).
+            let give_up = Instant::now() + Duration::from_secs(5);
+            while !publisher.try_publish(&reading, None) && Instant::now() < give_up {
+                tokio::task::yield_now().await;
+            }
             i += 1;
         }
         if i % (rate / 10).max(1) < per_tick {
