@@ -59,7 +59,7 @@ async fn flows_reach_the_embedded_broker_without_tcp() {
         format!("127.0.0.1:{declared}").parse().unwrap(),
         broker.in_process(),
     );
-    for host in ["127.0.0.1", "localhost", "::1"] {
+    for host in ["127.0.0.1", "localhost"] {
         let (_client, mut events) = open(&options(host, declared));
         let e = tokio::time::timeout(WAIT, events.poll())
             .await
@@ -67,7 +67,7 @@ async fn flows_reach_the_embedded_broker_without_tcp() {
             .expect("in-process connection");
         assert!(matches!(e, LinkEvent::Connected { .. }), "{e:?}");
     }
-    // Another host or port is not the embedded broker.
+    // Another address, even a loopback one, is not the embedded broker.
     let (_client, mut events) = open(&options("127.0.0.2", declared));
     assert!(tokio::time::timeout(WAIT, events.poll())
         .await

@@ -49,15 +49,14 @@ pub(super) fn embedded_broker_for(
     if addr.port() != port {
         return None;
     }
+    // Only where a TCP connection would reach that listener too.
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    let listener = addr.ip();
     let same_host = match host.parse::<IpAddr>() {
-        Ok(ip) => {
-            ip == addr.ip()
-                || (ip.is_loopback() && (addr.ip().is_loopback() || addr.ip().is_unspecified()))
-        }
+        Ok(ip) => ip == listener || (listener.is_unspecified() && ip.is_loopback()),
         Err(_) => {
             host.eq_ignore_ascii_case("localhost")
-                && (addr.ip().is_loopback() || addr.ip().is_unspecified())
+                && (listener.is_loopback() || listener.is_unspecified())
         }
     };
     same_host.then(|| connector.clone())
