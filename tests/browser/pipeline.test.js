@@ -6,11 +6,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startFlowd, launchBrowser, mqttConnect } from './lib/harness.js';
 import { Editor, until } from './lib/editor.js';
 
-const SCREENSHOT = process.env.FLOWD_SCREENSHOT || fileURLToPath(new URL('../../docs/editor.png', import.meta.url));
+// tests/browser.rs names the file (docs/editor.png with FLOWD_UPDATE_SCREENSHOT=1).
+const SCREENSHOT = process.env.FLOWD_SCREENSHOT || join(tmpdir(), 'flowd-editor.png');
 const TEMPLATE = 'Temperature on {{{topic}}} changed to {{payload.temperature}} °C';
 
 let flowd; let browser; let page; let editor; let watcher;
