@@ -21,7 +21,6 @@ import { createDeploy } from './deploy.js';
 import { createIo } from './io.js';
 
 const MQTT_NODES = new Set(['mqtt in', 'mqtt out']);
-const AUTO_WIRE_OFFSET = 0;
 const OTHER_DEPLOY_CHECK_MS = 1500;
 
 async function login() {
@@ -122,7 +121,7 @@ async function boot() {
         n.broker = broker.id;
       }
       model.add(n);
-      if (prev && prev.z === n.z && outputsOf(prev, model.descriptor(prev.type)) > AUTO_WIRE_OFFSET && inputsOf(n, model.descriptor(type))) {
+      if (prev && prev.z === n.z && outputsOf(prev, model.descriptor(prev.type)) > 0 && inputsOf(n, model.descriptor(type))) {
         model.addWire(prev.id, 0, n.id);
       }
       model.select([n.id]);
