@@ -41,7 +41,10 @@
 //! - One broker thread by default ([`BrokerConfig::worker_threads`]), as
 //!   Mosquitto: requests from different clients are applied in arrival
 //!   order.
-//! - Persistence is an fsynced append-only journal; acks wait for it.
+//! - Persistence is an fsynced append-only journal written in batches
+//!   that replay applies whole or not at all; acks (and, for persisted
+//!   QoS 2 deliveries, PUBLISH and PUBREL) wait for it, so QoS 2 stays
+//!   exactly once across a killed broker in both directions.
 //!
 //! # Map of the modules
 //! - [`broker`]: `Broker::start(config)`, `local_addr`, `connect_local`, `shutdown`.
