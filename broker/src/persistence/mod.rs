@@ -311,10 +311,22 @@ impl Journal {
     /// Writes and fsyncs pending records, then releases the held acks.
     pub fn flush(&mut self) -> Result<(), PersistError> {
         if !self.pending.is_empty() {
+            let records = self.pending.len();
             Record::Commit.encode(&mut self.pending);
             let path = self.dir.join(JOURNAL_FILE);
-            self.file.write_all(&self.pending).map_err(io_err(&path))?;
-            self.file.sync_data().map_err(io_err(&path))?;
+            let written = self
+                .file
+                .write_all(&self.pending)
+                .and_then(|()| self.file.sync_data());
+            if let Err(e) = written {
+                // Cut a partial write off (it would end the replay before
+                // anything written after it) and keep the batch and its
+                // held acks for the next flush (e.g. once the disk has
+                // room again).
+                let _ = self.file.set_len(self.size);
+                self.pending.truncate(records);
+                return Err(io_err(&path)(e));
+            }
             self.size += self.pending.len() as u64;
             self.pending.clear();
         }
@@ -525,6 +537,30 @@ mod tests {
             );
             assert_eq!(s.incoming_qos2.iter().copied().collect::<Vec<_>>(), vec![6]);
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_batch_and_its_acks_for_the_next_flush() {
+        let dir = tempdir("retry");
+        let path = dir.join(JOURNAL_FILE);
+        {
+            let (mut j, _) = Journal::open(&dir).unwrap();
+            j.append(&Record::RetainSet(sample_message("a", b"1")));
+            j.flush().unwrap();
+            let (outbox, mut rx) = Outbox::new();
+            j.append(&Record::RetainSet(sample_message("b", b"2")));
+            j.hold(outbox, Outgoing::PingResp);
+            // Writes fail (a read-only handle stands in for a full disk).
+            let appending = std::mem::replace(&mut j.file, File::open(&path).unwrap());
+            assert!(j.flush().is_err());
+            assert!(rx.try_recv().is_none(), "ack released before the write");
+            j.file = appending;
+            j.flush().unwrap();
+            assert!(matches!(rx.try_recv(), Some(Outgoing::PingResp)));
+        }
+        let (_j, restored) = Journal::open(&dir).unwrap();
+        assert_eq!(restored.retained.keys().collect::<Vec<_>>(), vec!["a", "b"]);
         let _ = fs::remove_dir_all(&dir);
     }
 }
