@@ -47,6 +47,28 @@ enum Transport {
     InProcess(tokio::io::DuplexStream),
 }
 
+impl Transport {
+    /// Asks the kernel to acknowledge what arrives next without waiting
+    /// (`TCP_QUICKACK`; Linux resets it after a while, so it is set after
+    /// every read). A broker that leaves Nagle's algorithm on (Mosquitto's
+    /// default) holds its next small packet until our acknowledgement; a
+    /// delayed one costs up to 40 ms per message.
+    fn acknowledge_at_once(&self) {
+        if !quick_acks() {
+            return;
+        }
+        let tcp = match self {
+            Transport::Tcp(s) => s,
+            Transport::Tls(s) => s.get_ref().0,
+            Transport::InProcess(_) => return,
+        };
+        #[cfg(target_os = "linux")]
+        let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+        #[cfg(not(target_os = "linux"))]
+        let _ = tcp;
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -382,6 +404,7 @@ impl EventLoop {
                 }
                 Poll::Ready(Ok(_)) => {
                     progress = true;
+                    link.io.acknowledge_at_once();
                     if let Err(e) = self.decode_packets() {
                         return Poll::Ready(Err(e));
                     }
@@ -649,6 +672,15 @@ impl EventLoop {
             return Ok(());
         }
     }
+}
+
+/// Whether the client acknowledges at once (`TCP_QUICKACK`, the default):
+/// `FLOWD_MQTT_QUICKACK=0` leaves acknowledgements to the kernel, which
+/// saves wake-ups (CPU) against a broker with Nagle's algorithm on, at the
+/// price of its up to 40 ms delays.
+fn quick_acks() -> bool {
+    static QUICK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *QUICK.get_or_init(|| std::env::var("FLOWD_MQTT_QUICKACK").map_or(true, |v| v != "0"))
 }
 
 /// Connects with `TCP_NODELAY`: the event loop batches its writes itself.
