@@ -2,7 +2,15 @@
 //! sensors publish readings (half of them changing temperature) at a fixed
 //! rate with QoS 0; `flowd run flows/temperature-alert.json` (as a separate
 //! process) turns changes into alerts; a subscriber times each alert against
-//! the reading that caused it.
+//! the reading that caused it. The bench's publisher and subscriber are
+//! flowd's own MQTT client (`TCP_NODELAY`, immediate acknowledgements), so
+//! their own packet delays are not measured.
+//!
+//! Options (after `--`): `--mosquitto-nodelay` runs Mosquitto with
+//! `set_tcp_nodelay true`; `--embedded` replaces Mosquitto with flowd's own
+//! broker (`flowd run --broker`: the flow's mqtt nodes connect in-process,
+//! and flowd's CPU then includes the broker's work); `--latency-only RATE`
+//! does one run at RATE.
 //!
 //! Prints, for flowd: RSS idle; p50/p99 latency, CPU ms per 1,000 readings and
 //! RSS at 10,000 readings/s; the highest tried rate with zero loss. Needs
@@ -233,17 +241,16 @@ fn percentile(v: &mut [u64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
 }
 
-fn main() {
-    let dir = std::env::temp_dir().join(format!("flowd-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+/// Starts Mosquitto on `port` (`-- --mosquitto-nodelay`: without Nagle's
+/// delay; stock Mosquitto keeps it).
+fn start_mosquitto(dir: &std::path::Path, port: u16) -> Proc {
     let conf = dir.join("mosquitto.conf");
+    let nodelay = std::env::args().any(|a| a == "--mosquitto-nodelay");
     std::fs::write(
         &conf,
         format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n{}",
-            // `-- --mosquitto-nodelay`: Mosquitto without Nagle's delay (stock: with).
-            if std::env::args().any(|a| a == "--mosquitto-nodelay") {
+            if nodelay {
                 "set_tcp_nodelay true\n"
             } else {
                 ""
@@ -251,7 +258,7 @@ fn main() {
         ),
     )
     .unwrap();
-    let _mosquitto = Proc(
+    let proc = Proc(
         Command::new("mosquitto")
             .arg("-c")
             .arg(&conf)
@@ -269,8 +276,18 @@ fn main() {
             .expect("mosquitto"),
     );
     wait_port(port);
+    proc
+}
 
-    // The repo's seed pipeline, pointed at this Mosquitto, QoS 0.
+fn main() {
+    let dir = std::env::temp_dir().join(format!("flowd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    // `-- --embedded`: no Mosquitto; flowd's own broker (`flowd run --broker`)
+    // serves the bench's clients and the flow's mqtt nodes (in-process).
+    let embedded = std::env::args().any(|a| a == "--embedded");
+    let _mosquitto = (!embedded).then(|| start_mosquitto(&dir, port));
+    // The repo's seed pipeline, pointed at the broker, QoS 0.
     let flows_path = concat!(env!("CARGO_MANIFEST_DIR"), "/flows/temperature-alert.json");
     let mut flows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(flows_path).unwrap()).unwrap();
@@ -283,16 +300,22 @@ fn main() {
     }
     let bench_flows = dir.join("flows.json");
     std::fs::write(&bench_flows, flows.to_string()).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowd"));
+    command.args(["run", "--quiet"]).arg(&bench_flows);
+    if embedded {
+        command.args(["--broker", &format!("127.0.0.1:{port}")]);
+    }
     let flowd = Proc(
-        Command::new(env!("CARGO_BIN_EXE_flowd"))
-            .args(["run", "--quiet"])
-            .arg(&bench_flows)
+        command
             .env("FLOWD_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("flowd"),
     );
     let pid = flowd.0.id();
+    if embedded {
+        wait_port(port);
+    }
     std::thread::sleep(Duration::from_secs(2));
     let (_, idle_rss) = cpu_ms_and_rss(pid);
     println!("flowd RSS idle: {:.1} MB", idle_rss as f64 / 1024.0);
