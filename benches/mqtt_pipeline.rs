@@ -19,7 +19,7 @@
 //! Run: `cargo bench --bench mqtt_pipeline`.
 
 use flowd_nodes::network::mqtt_client::{
-    self, Client, ClientOptions, EventLoop, LinkEvent, Protocol, SubOptions,
+    self, Client, ClientOptions, EventLoop, LinkEvent, SubOptions,
 };
 use flowd_nodes::network::mqtt_message::Publication;
 use std::collections::HashMap;
@@ -97,17 +97,8 @@ struct RunResult {
 /// small packets.
 fn bench_client(port: u16, id: String) -> (Client, EventLoop) {
     mqtt_client::open(&ClientOptions {
-        host: "127.0.0.1".into(),
-        port,
-        client_id: id,
-        protocol: Protocol::V4,
         keepalive: 30,
-        clean: true,
-        session_expiry: None,
-        user_props: Vec::new(),
-        credentials: None,
-        will: None,
-        tls: None,
+        ..ClientOptions::new("127.0.0.1", port, id)
     })
 }
 

@@ -18,17 +18,8 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn options(port: u16, protocol: Protocol, client_id: &str) -> ClientOptions {
     ClientOptions {
-        host: "127.0.0.1".into(),
-        port,
-        client_id: client_id.into(),
         protocol,
-        keepalive: 60,
-        clean: true,
-        session_expiry: None,
-        user_props: Vec::new(),
-        credentials: None,
-        will: None,
-        tls: None,
+        ..ClientOptions::new("127.0.0.1", port, client_id)
     }
 }
 

@@ -28,17 +28,8 @@ fn unused_port() -> u16 {
 
 fn options(host: &str, port: u16) -> ClientOptions {
     ClientOptions {
-        host: host.into(),
-        port,
-        client_id: "in-process".into(),
         protocol: Protocol::V5,
-        keepalive: 60,
-        clean: true,
-        session_expiry: None,
-        user_props: Vec::new(),
-        credentials: None,
-        will: None,
-        tls: None,
+        ..ClientOptions::new(host, port, "in-process")
     }
 }
 

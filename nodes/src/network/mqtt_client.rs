@@ -121,6 +121,26 @@ pub struct ClientOptions {
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
+impl ClientOptions {
+    /// Options for `host:port` with the defaults of a plain client: MQTT
+    /// 3.1.1, keep-alive 60 s, clean session, no credentials, will or TLS.
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>) -> ClientOptions {
+        ClientOptions {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            protocol: Protocol::V4,
+            keepalive: 60,
+            clean: true,
+            session_expiry: None,
+            user_props: Vec::new(),
+            credentials: None,
+            will: None,
+            tls: None,
+        }
+    }
+}
+
 /// MQTT 5 publish properties set by `mqtt out`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutProps {
