@@ -26,6 +26,7 @@ fn settings(port: u16) -> ConnectionSettings {
             credentials: None,
             will: None,
             tls: None,
+            websocket: None,
         },
         birth: None,
         close: None,

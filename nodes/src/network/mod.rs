@@ -14,6 +14,7 @@ pub mod mqtt_in;
 pub mod mqtt_message;
 pub mod mqtt_out;
 pub mod mqtt_tls;
+mod mqtt_websocket;
 
 use flowd_engine::Registry;
 

@@ -159,9 +159,19 @@ fn generated_client_id() -> String {
     format!("nodered{:016x}", fastrand::u64(..))
 }
 
-/// Host, port and TLS from `broker` (host or URL) and `port`.
-fn address(c: &BrokerConfig, cx: &mut BuildContext<'_>) -> Option<(String, u16, bool)> {
+/// Where a broker config connects.
+struct Address {
+    host: String,
+    port: u16,
+    tls: bool,
+    /// URL path of MQTT over WebSocket (`ws://` and `wss://` URLs).
+    websocket: Option<String>,
+}
+
+/// Host, port, TLS and WebSocket path from `broker` (host or URL) and `port`.
+fn address(c: &BrokerConfig, cx: &mut BuildContext<'_>) -> Option<Address> {
     let mut tls = c.usetls;
+    let mut websocket = None;
     let parse_port = |s: &str, cx: &mut BuildContext<'_>, field: &str| -> Option<u16> {
         if s.trim().is_empty() {
             return Some(DEFAULT_PORT);
@@ -179,14 +189,20 @@ fn address(c: &BrokerConfig, cx: &mut BuildContext<'_>) -> Option<(String, u16, 
         }
     };
     if let Some((scheme, rest)) = c.broker.split_once("://") {
+        let path = rest.find('/').map_or("/", |i| &rest[i..]);
         match scheme {
             "mqtt" | "tcp" => {}
             "mqtts" | "ssl" | "tls" => tls = true,
+            "ws" => websocket = Some(path.to_string()),
+            "wss" => {
+                tls = true;
+                websocket = Some(path.to_string());
+            }
             other => {
                 cx.error(
                     "broker",
                     format!(
-                        "unsupported URL scheme \"{other}\" (flowd supports mqtt:// and mqtts://)"
+                        "unsupported URL scheme \"{other}\" (flowd supports mqtt://, mqtts://, ws:// and wss://)"
                     ),
                 );
                 return None;
@@ -203,14 +219,24 @@ fn address(c: &BrokerConfig, cx: &mut BuildContext<'_>) -> Option<(String, u16, 
                 None => (authority.to_string(), ""),
             }
         };
-        let default = if tls { "8883" } else { "1883" };
+        let default = match (tls, websocket.is_some()) {
+            (false, false) => "1883",
+            (true, false) => "8883",
+            (false, true) => "80",
+            (true, true) => "443",
+        };
         let port = parse_port(if port.is_empty() { default } else { port }, cx, "broker")?;
         let host = if host.is_empty() {
             "localhost".into()
         } else {
             host
         };
-        return Some((host, port, tls));
+        return Some(Address {
+            host,
+            port,
+            tls,
+            websocket,
+        });
     }
     let host = if c.broker.trim().is_empty() {
         "localhost".to_string()
@@ -222,7 +248,12 @@ fn address(c: &BrokerConfig, cx: &mut BuildContext<'_>) -> Option<(String, u16, 
             .to_string()
     };
     let port = parse_port(&c.port, cx, "port")?;
-    Some((host, port, tls))
+    Some(Address {
+        host,
+        port,
+        tls,
+        websocket,
+    })
 }
 
 impl NodeType for MqttBrokerType {
@@ -395,7 +426,12 @@ impl NodeType for MqttBrokerType {
         let will = announcement(cx, "will");
         let user = cx.credential("user").filter(|u| !u.is_empty());
         let password = cx.credential("password").unwrap_or_default();
-        let (host, port, use_tls) = addr?;
+        let Address {
+            host,
+            port,
+            tls: use_tls,
+            websocket,
+        } = addr?;
         let tls = if use_tls {
             Some(mqtt_tls::client_config(cx, &c.tls, c.verifyservercert)?)
         } else {
@@ -440,6 +476,7 @@ impl NodeType for MqttBrokerType {
                 credentials: user.map(|u| (u, password)),
                 will,
                 tls,
+                websocket,
             },
             birth,
             close,
@@ -500,8 +537,9 @@ mod tests {
         assert!(e.iter().any(|e| e.contains("keepalive")), "{e:?}");
         assert!(e.iter().any(|e| e.contains("birthQos")), "{e:?}");
         assert!(e.iter().any(|e| e.contains("protocolVersion")), "{e:?}");
-        let e = errors(broker(json!({"broker": "ws://x:9001"})));
+        let e = errors(broker(json!({"broker": "http://x:9001"})));
         assert!(e.iter().any(|e| e.contains("scheme")), "{e:?}");
+        assert!(errors(broker(json!({"broker": "ws://x:9001/mqtt"}))).is_empty());
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub struct ClientOptions {
     pub will: Option<Announcement>,
     /// TLS transport (rustls settings), when set.
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// MQTT over WebSocket on this URL path (`ws://` / `wss://` URLs), when set.
+    pub websocket: Option<String>,
 }
 
 impl ClientOptions {
@@ -137,6 +139,7 @@ impl ClientOptions {
             credentials: None,
             will: None,
             tls: None,
+            websocket: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 use super::mqtt_client::{
     embedded_broker_for, message_fields, ClientOptions, Control, LinkEvent, RawPublish, Received,
 };
+use super::mqtt_websocket::{upgrade, WebSocketTransport};
 use bytes::{Buf, BytesMut};
 use flowd_broker::codec::{
     self, Ack, AckKind, ConnAck, Connect, Disconnect, LastWill, Packet, Properties,
@@ -45,6 +46,8 @@ enum Transport {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     InProcess(tokio::io::DuplexStream),
+    WebSocket(Box<WebSocketTransport<TcpStream>>),
+    SecureWebSocket(Box<WebSocketTransport<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
 impl Transport {
@@ -60,6 +63,8 @@ impl Transport {
         let tcp = match self {
             Transport::Tcp(s) => s,
             Transport::Tls(s) => s.get_ref().0,
+            Transport::WebSocket(s) => s.get_ref(),
+            Transport::SecureWebSocket(s) => s.get_ref().get_ref().0,
             Transport::InProcess(_) => return,
         };
         #[cfg(target_os = "linux")]
@@ -79,6 +84,8 @@ impl AsyncRead for Transport {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Transport::InProcess(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::WebSocket(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::SecureWebSocket(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -93,6 +100,8 @@ impl AsyncWrite for Transport {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Transport::InProcess(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::WebSocket(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::SecureWebSocket(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -101,6 +110,8 @@ impl AsyncWrite for Transport {
             Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Transport::InProcess(s) => Pin::new(s).poll_flush(cx),
+            Transport::WebSocket(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::SecureWebSocket(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -109,6 +120,8 @@ impl AsyncWrite for Transport {
             Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Transport::InProcess(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::WebSocket(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Transport::SecureWebSocket(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -205,13 +218,21 @@ impl EventLoop {
     /// Opens the transport, sends CONNECT and waits for CONNACK.
     async fn connect(&mut self) -> Result<Link, String> {
         let o = &self.options;
-        let embedded = match o.tls {
-            None => embedded_broker_for(&o.host, o.port),
-            Some(_) => None,
+        let embedded = match (&o.tls, &o.websocket) {
+            (None, None) => embedded_broker_for(&o.host, o.port),
+            _ => None,
         };
         let mut io = match (&o.tls, embedded) {
             (None, Some(broker)) => Transport::InProcess(broker.connect()),
-            (None, None) => Transport::Tcp(tcp_connect(&o.host, o.port).await?),
+            (None, None) => {
+                let tcp = tcp_connect(&o.host, o.port).await?;
+                match &o.websocket {
+                    None => Transport::Tcp(tcp),
+                    Some(path) => {
+                        Transport::WebSocket(Box::new(upgrade(tcp, &o.host, o.port, path).await?))
+                    }
+                }
+            }
             (Some(config), _) => {
                 let tcp = tcp_connect(&o.host, o.port).await?;
                 let name = tokio_rustls::rustls::pki_types::ServerName::try_from(o.host.clone())
@@ -220,7 +241,12 @@ impl EventLoop {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| format!("TLS handshake failed: {e}"))?;
-                Transport::Tls(Box::new(tls))
+                match &o.websocket {
+                    None => Transport::Tls(Box::new(tls)),
+                    Some(path) => Transport::SecureWebSocket(Box::new(
+                        upgrade(tls, &o.host, o.port, path).await?,
+                    )),
+                }
             }
         };
         let mut write = BytesMut::with_capacity(256);
