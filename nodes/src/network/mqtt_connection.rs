@@ -709,7 +709,14 @@ pub fn apply_overrides(o: &mut ClientOptions, b: &flowd_engine::Object) -> Resul
     };
     if let Some(url) = text("url").or_else(|| text("broker")) {
         let rest = match url.split_once("://") {
-            Some(("mqtt" | "tcp", rest)) => rest.to_string(),
+            Some(("mqtt" | "tcp", rest)) => {
+                o.websocket = None;
+                rest.to_string()
+            }
+            Some(("ws", rest)) => {
+                o.websocket = Some(rest.find('/').map_or("/", |i| &rest[i..]).to_string());
+                rest.to_string()
+            }
             Some((scheme, _)) => return Err(format!("unsupported URL scheme \"{scheme}\"")),
             None => url.clone(),
         };
@@ -749,4 +756,33 @@ pub fn apply_overrides(o: &mut ClientOptions, b: &flowd_engine::Object) -> Resul
         Some(_) => return Err("invalid msg.broker.protocolVersion".into()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowd_engine::{Object, Value};
+
+    fn broker(url: &str) -> Object {
+        let mut o = Object::new();
+        o.insert("broker", Value::str(url));
+        o
+    }
+
+    #[test]
+    fn msg_broker_urls_set_host_port_and_websocket() {
+        let mut o = ClientOptions::new("a", 1883, "c");
+        apply_overrides(&mut o, &broker("ws://h:9001/mqtt")).unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.websocket.as_deref()),
+            ("h", 9001, Some("/mqtt"))
+        );
+        apply_overrides(&mut o, &broker("mqtt://k:1884")).unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.websocket.as_deref()),
+            ("k", 1884, None)
+        );
+        let e = apply_overrides(&mut o, &broker("http://x:80")).unwrap_err();
+        assert!(e.contains("scheme"), "{e}");
+    }
 }

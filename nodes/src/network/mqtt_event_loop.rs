@@ -495,13 +495,15 @@ impl EventLoop {
         let Some(link) = self.link.as_mut() else {
             return;
         };
-        codec::encode(&Packet::Publish(p.clone()), self.version, &mut link.write);
         let id = p.pkid;
-        if id != 0 {
+        // Encoded in place; kept (QoS 1/2) for a resend without a copy.
+        let packet = Packet::Publish(p);
+        codec::encode(&packet, self.version, &mut link.write);
+        if let (Packet::Publish(publish), true) = (packet, id != 0) {
             self.outgoing.insert(
                 id,
                 Outgoing {
-                    publish: p,
+                    publish,
                     released: false,
                 },
             );
