@@ -195,15 +195,7 @@ impl Connection {
         };
         if let Some(stop) = stop {
             self.disconnect().await;
-            let mut state = self.state();
-            let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                while *state.borrow_and_update() == LinkState::Connected {
-                    if state.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await;
+            self.wait_until_down(CLOSE_GRACE).await;
             stop.cancel();
             let mut inner = self.lock();
             inner.client = None;
@@ -215,6 +207,19 @@ impl Connection {
         *self.options() = options;
         self.connect();
         Ok(())
+    }
+
+    /// Waits (at most `limit`) until the connection is no longer up.
+    async fn wait_until_down(&self, limit: Duration) {
+        let mut state = self.state();
+        let _ = tokio::time::timeout(limit, async {
+            while *state.borrow_and_update() == LinkState::Connected {
+                if state.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// Watches the connection state.
@@ -328,15 +333,7 @@ impl Connection {
         let stop = self.lock().stop.clone();
         if let Some(stop) = stop {
             // Give the DISCONNECT a moment to be written.
-            let mut state = self.state();
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                while *state.borrow_and_update() == LinkState::Connected {
-                    if state.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await;
+            self.wait_until_down(Duration::from_millis(500)).await;
             stop.cancel();
         }
         let mut inner = self.lock();
