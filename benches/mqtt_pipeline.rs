@@ -324,11 +324,12 @@ fn main() {
             let rate = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(1000);
             let mut r = run_rate(port, pid, rate, 3, &mut round).await;
             println!(
-                "{rate} readings/s: {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms",
+                "{rate} readings/s: {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms, flowd CPU {:.2} ms per 1,000 readings",
                 r.alerts,
                 r.expected_alerts,
                 percentile(&mut r.latencies_us, 0.5),
-                percentile(&mut r.latencies_us, 0.99)
+                percentile(&mut r.latencies_us, 0.99),
+                r.cpu_ms * 1000.0 / r.readings as f64
             );
             return;
         }

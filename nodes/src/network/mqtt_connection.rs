@@ -427,36 +427,60 @@ impl Connection {
         props: Option<OutProps>,
         ticket: Option<Ticket>,
     ) -> Result<(), (PublishError, Option<Ticket>)> {
-        let mut ticket = ticket;
+        let mut pending = Queued {
+            publication: p,
+            props,
+            ticket,
+        };
         loop {
-            if self.closed.load(Ordering::SeqCst) {
-                return Err((PublishError::Closed, ticket));
-            }
+            // The common case (connected, room) takes one lock and no waiter.
+            pending = match self.try_publish(pending)? {
+                None => return Ok(()),
+                Some(back) => back,
+            };
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut inner = self.lock();
-                if inner.connected && inner.queue.is_empty() {
-                    match Self::submit_locked(&mut inner, &p, props.as_ref(), ticket) {
-                        Ok(()) => return Ok(()),
-                        Err(t) => ticket = t,
-                    }
-                }
-                if inner.queue.len() < self.settings.queue_size {
-                    inner.queue.push_back(Queued {
-                        publication: p,
-                        props,
-                        ticket,
-                    });
-                    return Ok(());
-                }
-                if !inner.connected {
-                    return Err((PublishError::QueueFull(self.settings.queue_size), ticket));
-                }
-            }
+            // Room may have opened before the waiter was registered.
+            pending = match self.try_publish(pending)? {
+                None => return Ok(()),
+                Some(back) => back,
+            };
             let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
         }
+    }
+
+    /// One attempt of [`Connection::publish`]: `Ok(None)` when sent or
+    /// queued, `Ok(Some(..))` (given back) when it has to wait for room.
+    fn try_publish(&self, q: Queued) -> Result<Option<Queued>, (PublishError, Option<Ticket>)> {
+        let Queued {
+            publication,
+            props,
+            mut ticket,
+        } = q;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err((PublishError::Closed, ticket));
+        }
+        let mut inner = self.lock();
+        if inner.connected && inner.queue.is_empty() {
+            match Self::submit_locked(&mut inner, &publication, props.as_ref(), ticket) {
+                Ok(()) => return Ok(None),
+                Err(t) => ticket = t,
+            }
+        }
+        let q = Queued {
+            publication,
+            props,
+            ticket,
+        };
+        if inner.queue.len() < self.settings.queue_size {
+            inner.queue.push_back(q);
+            return Ok(None);
+        }
+        if !inner.connected {
+            return Err((PublishError::QueueFull(self.settings.queue_size), q.ticket));
+        }
+        Ok(Some(q))
     }
 
     /// Moves queued publications to the client while it has room, and sends
@@ -540,18 +564,18 @@ impl Connection {
     }
 
     async fn on_publish(&self, received: Received) {
-        let client = match self.lock().client.clone() {
-            Some(c) => c,
-            None => return,
-        };
-        let targets: Vec<(u64, DeliverySender, Arc<AtomicUsize>)> = {
+        let (client, targets) = {
             let inner = self.lock();
-            inner
+            let Some(client) = inner.client.clone() else {
+                return;
+            };
+            let targets: Vec<(u64, DeliverySender, Arc<AtomicUsize>)> = inner
                 .subscribers
                 .iter()
                 .filter(|s| node_red_topic_matches(&s.filter, &received.topic))
                 .map(|s| (s.id, s.tx.clone(), s.backlog.clone()))
-                .collect()
+                .collect();
+            (client, targets)
         };
         let qos0 = received.qos == 0;
         let slot = (received.qos > 0).then(|| {

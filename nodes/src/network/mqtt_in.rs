@@ -26,6 +26,10 @@ use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Received publications delivered in one go before the node looks at its
+/// other inputs (stop, status, actions) again.
+const DELIVERY_BATCH: usize = 64;
+
 /// The `mqtt in` node type.
 pub struct MqttInType;
 
@@ -341,6 +345,12 @@ impl MqttInNode {
                 }
                 Some(d) = rx.recv(), if !stopping => {
                     self.deliver(&handle, &subs, d).await;
+                    // Take what is already queued without another round of
+                    // the select (bounded, so stopping stays prompt).
+                    for _ in 0..DELIVERY_BATCH {
+                        let Ok(d) = rx.try_recv() else { break };
+                        self.deliver(&handle, &subs, d).await;
+                    }
                 }
                 m = async { match inbox.as_mut() { Some(i) => i.recv().await, None => None } }, if inbox.is_some() => {
                     match m {

@@ -79,27 +79,28 @@ pub fn node_red_topic_matches(filter: &str, topic: &str) -> bool {
     if filter == "#" {
         return true;
     }
-    let f: Vec<&str> = filter.split('/').collect();
-    let t: Vec<&str> = topic.split('/').collect();
-    for (i, level) in f.iter().enumerate() {
-        match *level {
-            "#" if i == f.len() - 1 => return true,
-            "+" => match t.get(i) {
-                Some(x) if !x.is_empty() => {}
-                _ => return false,
-            },
+    // Level by level, without collecting (this runs for every received message).
+    let mut topic_levels = topic.split('/');
+    let mut filter_levels = filter.split('/').peekable();
+    while let Some(level) = filter_levels.next() {
+        let last = filter_levels.peek().is_none();
+        let t = topic_levels.next();
+        match level {
+            // `a/#` also matches `a` itself.
+            "#" if last => return true,
+            "+" => {
+                if !matches!(t, Some(x) if !x.is_empty()) {
+                    return false;
+                }
+            }
             lit => {
-                if t.get(i) != Some(&lit) {
+                if t != Some(lit) {
                     return false;
                 }
             }
         }
     }
-    if t.len() == f.len() {
-        return true;
-    }
-    // `a/#` matches `a` itself.
-    f.len() == t.len() + 1 && f.last() == Some(&"#")
+    topic_levels.next().is_none()
 }
 
 /// MQTT's own filter matching (what a broker delivers): `+` matches any one
@@ -329,6 +330,12 @@ mod tests {
         assert!(node_red_topic_matches("#", "anything/at/all"));
         assert!(node_red_topic_matches("$share/g/in/+", "in/x"));
         assert!(!node_red_topic_matches("in/x", "in/x/y"));
+        assert!(!node_red_topic_matches("in/x/y", "in/x"));
+        assert!(!node_red_topic_matches("in/+", "in"));
+        assert!(!node_red_topic_matches("in/s/#", "in"));
+        assert!(!node_red_topic_matches("in/s/#", "in/t/a"));
+        assert!(node_red_topic_matches("in/#/x", "in/#/x"));
+        assert!(!node_red_topic_matches("in/#/x", "in/a/x"));
         assert!(!mqtt_topic_matches("#", "$SYS/broker"));
         assert!(mqtt_topic_matches("$SYS/#", "$SYS/broker"));
         assert!(mqtt_topic_matches("a/#", "a"));

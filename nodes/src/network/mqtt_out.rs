@@ -26,6 +26,10 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 
+/// Messages published in one go before the node looks at the connection
+/// status again.
+const INBOX_BATCH: usize = 64;
+
 /// The `mqtt out` node type.
 pub struct MqttOutType;
 
@@ -279,7 +283,15 @@ impl MqttOutNode {
                     handle.status(s.status()).await;
                 }
                 m = inbox.recv() => match m {
-                    Some(msg) => self.on_message(&handle, msg, &mut dropped).await,
+                    Some(msg) => {
+                        self.on_message(&handle, msg, &mut dropped).await;
+                        // Take what is already queued without another round
+                        // of the select (bounded).
+                        for _ in 0..INBOX_BATCH {
+                            let Ok(msg) = inbox.try_recv() else { break };
+                            self.on_message(&handle, msg, &mut dropped).await;
+                        }
+                    }
                     None => break,
                 },
             }
