@@ -455,3 +455,102 @@ async fn removed_nodes_stop_and_kept_config_nodes_are_reused() {
     );
     f.stop().await;
 }
+
+/// A task node that completes every message it takes (`done`).
+struct Finisher;
+impl TaskNode for Finisher {
+    fn inbox_capacity(&self) -> usize {
+        8
+    }
+    fn run(self: Box<Self>, io: TaskIo) -> flowd_engine::node::BoxFuture<()> {
+        Box::pin(async move {
+            let Some(mut inbox) = io.inbox else { return };
+            while let Some(m) = inbox.recv().await {
+                io.handle.done(m).await;
+            }
+        })
+    }
+}
+struct FinisherType;
+impl NodeType for FinisherType {
+    fn type_name(&self) -> &'static str {
+        "finisher"
+    }
+    fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::new("finisher", "function", "test/finisher", "#fff", 1, 0)
+    }
+    fn build(&self, _cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
+        Some(BuiltNode::task(Finisher))
+    }
+}
+
+/// A complete node: passes on the completed messages of the ids in `scope`.
+struct Watch;
+impl FunctionNode for Watch {
+    fn on_input(&mut self, msg: Msg, cx: &mut NodeCx<'_>) {
+        cx.send(msg);
+    }
+}
+struct WatchType;
+impl NodeType for WatchType {
+    fn type_name(&self) -> &'static str {
+        "watch"
+    }
+    fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::new("watch", "function", "test/watch", "#fff", 0, 1)
+    }
+    fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
+        let scope = cx
+            .props()
+            .get("scope")
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(BuiltNode::function(Watch).with_role(flowd_engine::node::Role::Complete { scope }))
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_that_adds_a_complete_node_reaches_a_running_task_node() {
+    let mut r = registry();
+    r.register(&FinisherType);
+    r.register(&WatchType);
+    let fin = node("fin", "finisher", "t1", json!([]));
+    let tab = json!({"id":"t1","type":"tab","label":"one"});
+    let mut f = TestFlow::start(&r, json!([tab.clone(), fin.clone()]))
+        .await
+        .unwrap();
+    f.send("fin", Msg::with_payload(1.0)).await;
+
+    // `fin` is unchanged by this deploy (it keeps running, same handle); its
+    // done() must now reach the new complete node.
+    let watch = json!({"id":"w","type":"watch","z":"t1","scope":["fin"],"wires":[]});
+    let d = f
+        .deploy(
+            &r,
+            json!([tab.clone(), fin.clone(), watch]),
+            flowd_engine::DeployType::Nodes,
+        )
+        .await
+        .unwrap();
+    assert!(d.added.contains("w"));
+    assert!(
+        !d.changed.contains("fin") && !d.linked.contains("fin"),
+        "fin keeps running"
+    );
+    f.send("fin", Msg::with_payload(2.0)).await;
+    let m = f.next_from("w").await.msg;
+    assert_eq!(m.payload(), Some(&Value::Number(2.0)));
+
+    // Without the complete node, done() goes nowhere again.
+    f.deploy(&r, json!([tab, fin]), flowd_engine::DeployType::Nodes)
+        .await
+        .unwrap();
+    f.send("fin", Msg::with_payload(3.0)).await;
+    f.expect_nothing_from("w", Duration::from_millis(100)).await;
+    f.stop().await;
+}

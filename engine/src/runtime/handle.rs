@@ -6,6 +6,7 @@ use crate::msg::Msg;
 use crate::node::{NodeEvent, NodeInfo, Status};
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,8 @@ pub struct NodeHandle {
     pub(crate) msg_tx: mpsc::Sender<Inbound>,
     pub(crate) event_tx: mpsc::Sender<Event>,
     pub(crate) cancel: CancellationToken,
+    /// True while complete nodes watch this node (set on every deploy).
+    pub(crate) watched: Arc<AtomicBool>,
     pub(crate) tracker: TaskTracker,
 }
 
@@ -100,7 +103,17 @@ impl NodeHandle {
 
     /// Signals completion of `msg` (complete nodes).
     pub async fn done(&self, msg: Msg) {
-        self.event(NodeEvent::Complete(msg)).await;
+        if self.is_watched() {
+            self.event(NodeEvent::Complete(msg)).await;
+        }
+    }
+
+    /// True when a complete node watches this node, i.e. when
+    /// [`NodeHandle::done`] reaches anyone. A node may skip keeping a message
+    /// around only to complete it when this is false; a later deploy that
+    /// adds a complete node sets it.
+    pub fn is_watched(&self) -> bool {
+        self.watched.load(Ordering::Relaxed)
     }
 
     /// Runs `fut` on the runtime until it ends or the node stops.

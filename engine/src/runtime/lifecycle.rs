@@ -12,6 +12,8 @@ use crate::node::{NodeKind, TaskIo};
 use crate::value::Str;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -46,7 +48,7 @@ impl Executor {
             wire_ids: p.wires,
             links: p.built.links,
             role: p.built.role,
-            watched: false,
+            watched: Arc::new(AtomicBool::new(false)),
             live: true,
             cancel: self.root_cancel.child_token(),
             join: None,
@@ -69,6 +71,7 @@ impl Executor {
             msg_tx: self.msg_tx.clone(),
             event_tx: self.event_tx.clone(),
             cancel: slot.cancel.clone(),
+            watched: slot.watched.clone(),
             tracker: if is_sink {
                 self.sinks.clone()
             } else {
@@ -123,7 +126,10 @@ impl Executor {
             .map(|(i, s)| (i as u32, &*s.info, &s.role));
         self.routes = Routes::build(&self.set, live, &self.by_id);
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            slot.watched = slot.live && self.routes.is_watched(i as u32);
+            slot.watched.store(
+                slot.live && self.routes.is_watched(i as u32),
+                Ordering::Relaxed,
+            );
         }
     }
 

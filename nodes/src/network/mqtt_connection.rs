@@ -81,8 +81,12 @@ pub struct ConnectionSettings {
 
 /// What happens once a publication is acknowledged.
 pub enum Ticket {
-    /// `done` for the message that was published.
+    /// `done` for the message that was published (a complete node watches
+    /// the sending node).
     Done(NodeHandle, Msg),
+    /// The message that was published, kept only to be handed back with an
+    /// error (no complete node watches the sending node).
+    Message(Msg),
     /// Wake a waiter.
     Notify(oneshot::Sender<()>),
 }
@@ -519,14 +523,13 @@ impl Connection {
         }
     }
 
-    async fn complete(tickets: Vec<Ticket>) {
-        for t in tickets {
-            match t {
-                Ticket::Done(handle, msg) => handle.done(msg).await,
-                Ticket::Notify(tx) => {
-                    let _ = tx.send(());
-                }
+    async fn complete(ticket: Option<Ticket>) {
+        match ticket {
+            Some(Ticket::Done(handle, msg)) => handle.done(msg).await,
+            Some(Ticket::Notify(tx)) => {
+                let _ = tx.send(());
             }
+            Some(Ticket::Message(_)) | None => {}
         }
     }
 
@@ -652,12 +655,12 @@ impl Connection {
                             }
                         }
                     };
-                    Self::complete(done.into_iter().collect()).await;
+                    Self::complete(done).await;
                     self.flush();
                 }
                 Ok(LinkEvent::PublishAcked(pkid)) => {
                     let done = self.lock().inflight.remove(&pkid).flatten();
-                    Self::complete(done.into_iter().collect()).await;
+                    Self::complete(done).await;
                     self.flush();
                 }
                 Ok(LinkEvent::DisconnectSent) => {

@@ -358,10 +358,13 @@ impl MqttOutNode {
             }
         };
         let qos = p.qos;
-        match conn
-            .publish(p, props, Some(Ticket::Done(handle.clone(), msg)))
-            .await
-        {
+        // The handle is kept (cloned) only when a complete node waits for it.
+        let ticket = if handle.is_watched() {
+            Ticket::Done(handle.clone(), msg)
+        } else {
+            Ticket::Message(msg)
+        };
+        match conn.publish(p, props, Some(ticket)).await {
             Ok(()) => {
                 if *dropped > 0 {
                     handle
@@ -372,7 +375,7 @@ impl MqttOutNode {
             }
             Err((e, ticket)) => {
                 let msg = match ticket {
-                    Some(Ticket::Done(_, m)) => Some(m),
+                    Some(Ticket::Done(_, m) | Ticket::Message(m)) => Some(m),
                     _ => None,
                 };
                 if qos == 0 && matches!(e, PublishError::QueueFull(_)) {
