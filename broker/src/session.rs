@@ -38,17 +38,21 @@ pub struct Inflight {
     pub state: Awaiting,
 }
 
-/// A step of a journaled (persisted) QoS 2 delivery that must be on disk
-/// before the client sees it: the router journals it and holds the packet
-/// until the journal is flushed. Otherwise a restart could resend a
-/// message the client already has under a new packet id, or resend a
-/// PUBLISH after PUBREL, and the client would deliver it twice.
+/// A step of a journaled (persisted) outgoing QoS 1/2 delivery, which the
+/// router journals. QoS 2 steps must be on disk before the client sees
+/// them, so the router holds their packet until the journal is flushed:
+/// otherwise a restart could resend a message the client already has under
+/// a new packet id, or resend a PUBLISH after PUBREL, and the client would
+/// deliver it twice. A QoS 1 PUBLISH goes out at once; its packet id is
+/// journaled so that a restart resends it with the same id.
 #[derive(Debug)]
-pub enum Qos2Step {
-    /// PUBLISH with a packet id assigned (awaiting PUBREC).
+pub enum OutStep {
+    /// QoS 2 PUBLISH with a packet id assigned (awaiting PUBREC).
     Sent(Delivery),
-    /// PUBREC received: PUBREL to send (awaiting PUBCOMP).
+    /// QoS 2 PUBREC received: PUBREL to send (awaiting PUBCOMP).
     Released { seq: u64, pkid: u16 },
+    /// QoS 1 PUBLISH sent (already written) with this packet id.
+    SentQos1 { seq: u64, pkid: u16 },
 }
 
 /// A subscription as the session remembers it (to resend nothing twice and
@@ -70,7 +74,7 @@ pub struct Session {
     pub queue: VecDeque<Delivery>,
     pub incoming_qos2: HashSet<u16>,
     /// Persisted QoS 2 steps for the router to journal, then send.
-    pub qos2_steps: Vec<Qos2Step>,
+    pub out_steps: Vec<OutStep>,
     pub will: Option<LastWill>,
     /// Seconds the session outlives its connection.
     pub expiry_interval: u32,
@@ -94,7 +98,7 @@ impl Session {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             incoming_qos2: HashSet::new(),
-            qos2_steps: Vec::new(),
+            out_steps: Vec::new(),
             will: None,
             expiry_interval: 0,
             generation: 0,
@@ -147,9 +151,17 @@ impl Session {
             Awaiting::PubAck
         };
         if d.seq != 0 && d.qos == QoS::ExactlyOnce {
-            self.qos2_steps.push(Qos2Step::Sent(d.clone()));
-        } else if let Some(link) = &self.link {
-            link.outbox.send(Outgoing::Publish(d.clone()));
+            self.out_steps.push(OutStep::Sent(d.clone()));
+        } else {
+            if d.seq != 0 {
+                self.out_steps.push(OutStep::SentQos1 {
+                    seq: d.seq,
+                    pkid: d.pkid,
+                });
+            }
+            if let Some(link) = &self.link {
+                link.outbox.send(Outgoing::Publish(d.clone()));
+            }
         }
         self.inflight.push_back(Inflight { delivery: d, state });
     }
@@ -181,7 +193,7 @@ impl Session {
                 self.inflight[pos].state = Awaiting::PubComp;
                 let seq = self.inflight[pos].delivery.seq;
                 if seq != 0 {
-                    self.qos2_steps.push(Qos2Step::Released { seq, pkid });
+                    self.out_steps.push(OutStep::Released { seq, pkid });
                 } else if let Some(link) = &self.link {
                     link.outbox
                         .send(Outgoing::ack(Ack::new(AckKind::PubRel, pkid)));

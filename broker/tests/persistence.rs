@@ -296,6 +296,63 @@ fn outgoing_qos2_deliveries_keep_their_packet_ids_and_phase_across_a_kill() {
 }
 
 #[test]
+fn outgoing_qos1_deliveries_keep_their_packet_ids_across_a_kill() {
+    let d = dir("qos1-out");
+    let (pa, pb) = runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let mut sub = Client::connect(addr, V311, "q1out-sub", false).await;
+        sub.subscribe(1, &[("out/#", QoS::AtLeastOnce)]).await;
+        let mut publ = Client::connect(addr, V311, "q1out-pub", true).await;
+        // A first delivery, acknowledged: the next ones do not get the
+        // packet ids a fresh session would hand out first.
+        publ.publish("out/0", b"m", QoS::AtLeastOnce, false, 1)
+            .await;
+        publ.expect_ack(AckKind::PubAck, 1).await;
+        let first = sub.expect_publish().await;
+        sub.send(Packet::Ack(Ack::new(AckKind::PubAck, first.pkid)))
+            .await;
+        for (pkid, topic) in [(2, "out/a"), (3, "out/b")] {
+            publ.publish(topic, b"m", QoS::AtLeastOnce, false, pkid)
+                .await;
+            // PUBACK once the journal (with the delivery's packet id,
+            // journaled in the same batch) is on disk.
+            publ.expect_ack(AckKind::PubAck, pkid).await;
+        }
+        let a = sub.expect_publish().await;
+        let b = sub.expect_publish().await;
+        assert_eq!((&a.topic[..], &b.topic[..]), ("out/a", "out/b"));
+        assert!(!a.dup && !b.dup);
+        // Neither is acknowledged when the broker dies.
+        broker.kill().await;
+        (a.pkid, b.pkid)
+    });
+    runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let mut sub = resume(addr, persistent(V311, "q1out-sub")).await;
+        // The same PUBLISHes, same packet ids, DUP set [MQTT-4.4.0-1].
+        let a = sub.expect_publish().await;
+        let b = sub.expect_publish().await;
+        assert_eq!((&a.topic[..], a.pkid, a.dup), ("out/a", pa, true));
+        assert_eq!((&b.topic[..], b.pkid, b.dup), ("out/b", pb, true));
+        sub.send(Packet::Ack(Ack::new(AckKind::PubAck, pa))).await;
+        sub.send(Packet::Ack(Ack::new(AckKind::PubAck, pb))).await;
+        sub.expect_nothing().await;
+        broker.shutdown().await;
+    });
+    // Acknowledged deliveries do not come back.
+    runtime().block_on(async {
+        let broker = Broker::start(config(&d)).await.unwrap();
+        let addr = broker.local_addr().unwrap();
+        let mut sub = resume(addr, persistent(V311, "q1out-sub")).await;
+        sub.expect_nothing().await;
+        broker.shutdown().await;
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn a_local_clients_persistent_session_survives_a_killed_broker() {
     use flowd_broker::{LocalOptions, SubscriptionOptions};
     let d = dir("local");

@@ -72,9 +72,9 @@ pub struct RestoredSession {
     pub messages: BTreeMap<u64, RestoredMessage>,
     /// Incoming QoS 2 packet ids awaiting PUBREL.
     pub incoming_qos2: BTreeSet<u16>,
-    /// Outgoing QoS 2 deliveries already sent: seq -> (packet id,
+    /// Outgoing QoS 1/2 deliveries already sent: seq -> (packet id,
     /// released: PUBREL sent, awaiting PUBCOMP).
-    pub qos2_out: BTreeMap<u64, (u16, bool)>,
+    pub sent_out: BTreeMap<u64, (u16, bool)>,
 }
 
 /// The durable state, as replayed from the journal.
@@ -147,7 +147,7 @@ impl Restored {
             Record::Done { client, seq } => {
                 if let Some(s) = self.sessions.get_mut(&client) {
                     s.messages.remove(&seq);
-                    s.qos2_out.remove(&seq);
+                    s.sent_out.remove(&seq);
                 }
             }
             Record::Qos2In { client, pkid } => {
@@ -160,7 +160,7 @@ impl Restored {
                     s.incoming_qos2.remove(&pkid);
                 }
             }
-            Record::Qos2Out {
+            Record::OutSent {
                 client,
                 seq,
                 pkid,
@@ -168,7 +168,7 @@ impl Restored {
             } => {
                 if let Some(s) = self.sessions.get_mut(&client) {
                     if s.messages.contains_key(&seq) {
-                        s.qos2_out.insert(seq, (pkid, released));
+                        s.sent_out.insert(seq, (pkid, released));
                     }
                 }
             }
@@ -207,8 +207,8 @@ impl Restored {
                     message: m.message.clone(),
                 });
             }
-            for (&seq, &(pkid, released)) in &s.qos2_out {
-                out.push(Record::Qos2Out {
+            for (&seq, &(pkid, released)) in &s.sent_out {
+                out.push(Record::OutSent {
                     client: client.clone(),
                     seq,
                     pkid,
@@ -501,7 +501,7 @@ mod tests {
                     message: sample_message("t", b"m"),
                 });
             }
-            let out = |seq, pkid, released| Record::Qos2Out {
+            let out = |seq, pkid, released| Record::OutSent {
                 client: "c".into(),
                 seq,
                 pkid,
@@ -532,7 +532,7 @@ mod tests {
             let s = &restored.sessions["c"];
             assert_eq!(s.messages.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
             assert_eq!(
-                s.qos2_out.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                s.sent_out.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
                 vec![(1, (10, true))]
             );
             assert_eq!(s.incoming_qos2.iter().copied().collect::<Vec<_>>(), vec![6]);

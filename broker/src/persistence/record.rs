@@ -58,9 +58,10 @@ pub enum Record {
         client: String,
         pkid: u16,
     },
-    /// The outgoing QoS 2 delivery `seq` was sent as packet id `pkid`;
-    /// `released`: PUBREC received and PUBREL sent (awaiting PUBCOMP).
-    Qos2Out {
+    /// The outgoing QoS 1/2 delivery `seq` was sent as packet id `pkid`
+    /// (resent with that id after a restart [MQTT-4.4.0-1]); `released`
+    /// (QoS 2): PUBREC received and PUBREL sent (awaiting PUBCOMP).
+    OutSent {
         client: String,
         seq: u64,
         pkid: u16,
@@ -172,7 +173,7 @@ const ENQUEUE: u8 = 7;
 const DONE: u8 = 8;
 const QOS2_IN: u8 = 9;
 const QOS2_IN_DONE: u8 = 10;
-const QOS2_OUT: u8 = 11;
+const OUT_SENT: u8 = 11;
 const COMMIT: u8 = 12;
 
 fn put_message(b: &mut BytesMut, m: &StoredMessage) {
@@ -270,13 +271,13 @@ impl Record {
                 put_string(&mut b, client);
                 b.put_u16(*pkid);
             }
-            Record::Qos2Out {
+            Record::OutSent {
                 client,
                 seq,
                 pkid,
                 released,
             } => {
-                b.put_u8(QOS2_OUT);
+                b.put_u8(OUT_SENT);
                 put_string(&mut b, client);
                 b.put_u64(*seq);
                 b.put_u16(*pkid);
@@ -374,7 +375,7 @@ impl Record {
                 client: r.string()?,
                 pkid: r.u16()?,
             },
-            QOS2_OUT => Record::Qos2Out {
+            OUT_SENT => Record::OutSent {
                 client: r.string()?,
                 seq: u64v(&mut r)?,
                 pkid: r.u16()?,
@@ -460,7 +461,7 @@ mod tests {
                 client: "c".into(),
                 pkid: 7,
             },
-            Record::Qos2Out {
+            Record::OutSent {
                 client: "c".into(),
                 seq: 1 << 33,
                 pkid: 12,

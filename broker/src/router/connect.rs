@@ -110,7 +110,7 @@ impl Router {
                 expiry,
             });
         }
-        self.journal_qos2_steps(&client_id);
+        self.journal_out_steps(&client_id);
     }
 
     pub(super) fn on_closed(

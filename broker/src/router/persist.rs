@@ -11,7 +11,7 @@ use super::{secs, Router, SubKey, Timer, TreeSub};
 use crate::codec::{Ack, AckKind, QoS};
 use crate::message::{Delivery, Message, Outbox, Outgoing};
 use crate::persistence::{Journal, Record, Restored, StoredMessage};
-use crate::session::{Awaiting, Inflight, Qos2Step, Session, SessionSub, NEVER_EXPIRES};
+use crate::session::{Awaiting, Inflight, OutStep, Session, SessionSub, NEVER_EXPIRES};
 use crate::topic::split_shared;
 
 impl Router {
@@ -52,7 +52,7 @@ impl Router {
             }
             session.incoming_qos2.extend(rs.incoming_qos2);
             for (seq, m) in rs.messages {
-                let sent = rs.qos2_out.get(&seq).copied();
+                let sent = rs.sent_out.get(&seq).copied();
                 // Sent before the restart: onward delivery has started, so
                 // it is completed whatever its expiry (and its packet id
                 // stays taken until then).
@@ -76,12 +76,12 @@ impl Router {
                 // (DUP), or PUBREL again if the client had it.
                 match sent {
                     Some((_, released)) => session.inflight.push_back(Inflight {
-                        delivery,
-                        state: if released {
-                            Awaiting::PubComp
-                        } else {
-                            Awaiting::PubRec
+                        state: match (delivery.qos, released) {
+                            (QoS::AtLeastOnce, _) => Awaiting::PubAck,
+                            (_, true) => Awaiting::PubComp,
+                            (_, false) => Awaiting::PubRec,
                         },
+                        delivery,
                     }),
                     None => session.queue.push_back(delivery),
                 }
@@ -102,21 +102,21 @@ impl Router {
         self
     }
 
-    /// Journals the persisted QoS 2 steps `client`'s session took and holds
-    /// their packets until the journal is on disk.
-    pub(super) fn journal_qos2_steps(&mut self, client: &Arc<str>) {
+    /// Journals the persisted QoS 1/2 steps `client`'s session took and
+    /// holds the QoS 2 packets until the journal is on disk.
+    pub(super) fn journal_out_steps(&mut self, client: &Arc<str>) {
         let Some(session) = self.sessions.get_mut(client) else {
             return;
         };
-        if session.qos2_steps.is_empty() {
+        if session.out_steps.is_empty() {
             return;
         }
-        let steps = std::mem::take(&mut session.qos2_steps);
+        let steps = std::mem::take(&mut session.out_steps);
         let outbox = session.link.as_ref().map(|l| l.outbox.clone());
         for step in steps {
             let (record, out) = match step {
-                Qos2Step::Sent(d) => (
-                    Record::Qos2Out {
+                OutStep::Sent(d) => (
+                    Record::OutSent {
                         client: client.to_string(),
                         seq: d.seq,
                         pkid: d.pkid,
@@ -124,8 +124,8 @@ impl Router {
                     },
                     Outgoing::Publish(d),
                 ),
-                Qos2Step::Released { seq, pkid } => (
-                    Record::Qos2Out {
+                OutStep::Released { seq, pkid } => (
+                    Record::OutSent {
                         client: client.to_string(),
                         seq,
                         pkid,
@@ -133,6 +133,15 @@ impl Router {
                     },
                     Outgoing::ack(Ack::new(AckKind::PubRel, pkid)),
                 ),
+                OutStep::SentQos1 { seq, pkid } => {
+                    self.journal(Record::OutSent {
+                        client: client.to_string(),
+                        seq,
+                        pkid,
+                        released: false,
+                    });
+                    continue;
+                }
             };
             self.journal(record);
             if let Some(outbox) = &outbox {
@@ -248,12 +257,12 @@ impl Router {
             for d in deliveries.filter(|d| d.seq != 0) {
                 out.push(Self::enqueue_record(&client_arc, d));
             }
-            let sent_qos2 = s
+            let sent = s
                 .inflight
                 .iter()
-                .filter(|i| i.delivery.seq != 0 && i.delivery.qos == QoS::ExactlyOnce);
-            for i in sent_qos2 {
-                out.push(Record::Qos2Out {
+                .filter(|i| i.delivery.seq != 0 && i.delivery.qos != QoS::AtMostOnce);
+            for i in sent {
+                out.push(Record::OutSent {
                     client: client.clone(),
                     seq: i.delivery.seq,
                     pkid: i.delivery.pkid,

@@ -138,7 +138,7 @@ impl Router {
             session.pump(now);
             self.journal_done(client, seq);
         }
-        self.journal_qos2_steps(client);
+        self.journal_out_steps(client);
     }
 
     pub(super) fn on_dropped(&mut self, conn: ConnId, client: &Arc<str>, pkid: u16) {
@@ -147,7 +147,7 @@ impl Router {
             if let Some(seq) = session.complete(pkid) {
                 session.pump(now);
                 self.journal_done(client, seq);
-                self.journal_qos2_steps(client);
+                self.journal_out_steps(client);
             }
         }
     }
@@ -271,7 +271,7 @@ impl Router {
             self.stats.message_dropped();
         } else if let Some(record) = record {
             self.journal(record);
-            self.journal_qos2_steps(client);
+            self.journal_out_steps(client);
         }
     }
 }
