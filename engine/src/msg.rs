@@ -28,7 +28,13 @@ pub fn new_msgid() -> Str {
 impl Msg {
     /// An empty message with a fresh `_msgid`.
     pub fn new() -> Msg {
-        let mut o = Object::with_capacity(4);
+        Msg::with_capacity(3)
+    }
+
+    /// A new message (fresh `_msgid`) with room for `properties` more
+    /// properties, for a node that knows how many it will set.
+    pub fn with_capacity(properties: usize) -> Msg {
+        let mut o = Object::with_capacity(properties + 1);
         o.insert(Str::new_static(MSGID), Value::String(new_msgid()));
         Msg(o)
     }

@@ -372,8 +372,10 @@ impl MqttInNode {
             return;
         };
         let r = &d.received.publication;
-        let mut msg = Msg::new();
-        msg.insert("topic", Value::str(&r.topic));
+        // topic, payload, qos, retain, _topic and the v5 properties.
+        let mut msg = Msg::with_capacity(5 + r.props.len());
+        let topic = Value::str(&r.topic);
+        msg.insert("topic", topic.clone());
         let host = &self.broker.host;
         let taken = match decode(sub.datatype, r.content_type.as_deref(), &r.payload) {
             Ok(v) => {
@@ -384,7 +386,7 @@ impl MqttInNode {
                     msg.insert(*k, v.clone());
                 }
                 if host == "localhost" || host == "127.0.0.1" {
-                    msg.insert("_topic", Value::str(&r.topic));
+                    msg.insert("_topic", topic);
                 }
                 handle.send(msg).await
             }

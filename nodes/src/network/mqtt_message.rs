@@ -51,7 +51,10 @@ pub fn decode_payload(datatype: Datatype, bytes: &Bytes) -> Result<Value, String
     Ok(match datatype {
         Datatype::Buffer => Value::Buffer(bytes.clone()),
         Datatype::Base64 => Value::string(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        Datatype::Utf8 => Value::string(String::from_utf8_lossy(bytes).into_owned()),
+        Datatype::Utf8 => match text {
+            Ok(t) => Value::str(t),
+            Err(_) => Value::string(String::from_utf8_lossy(bytes).into_owned()),
+        },
         Datatype::Auto => match text {
             Ok(t) => Value::str(t),
             Err(_) => Value::Buffer(bytes.clone()),
@@ -79,28 +82,42 @@ pub fn node_red_topic_matches(filter: &str, topic: &str) -> bool {
     if filter == "#" {
         return true;
     }
-    // Level by level, without collecting (this runs for every received message).
-    let mut topic_levels = topic.split('/');
-    let mut filter_levels = filter.split('/').peekable();
-    while let Some(level) = filter_levels.next() {
-        let last = filter_levels.peek().is_none();
-        let t = topic_levels.next();
-        match level {
+    // Level by level on the bytes, without collecting or searching (this
+    // runs for every received message; '/' is ASCII, so byte positions are
+    // character boundaries).
+    let (f, t) = (filter.as_bytes(), topic.as_bytes());
+    let (mut fi, mut ti) = (0, 0);
+    loop {
+        let f_end = f[fi..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(f.len(), |p| fi + p);
+        let level = &f[fi..f_end];
+        let last = f_end == f.len();
+        // The topic's level at this depth, if the topic goes that deep.
+        let t_level = (ti <= t.len()).then(|| {
+            let end = t[ti..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(t.len(), |p| ti + p);
+            (&t[ti..end], end)
+        });
+        match (level, t_level) {
             // `a/#` also matches `a` itself.
-            "#" if last => return true,
-            "+" => {
-                if !matches!(t, Some(x) if !x.is_empty()) {
-                    return false;
-                }
-            }
-            lit => {
-                if t != Some(lit) {
-                    return false;
-                }
-            }
+            (b"#", _) if last => return true,
+            (b"+", Some((l, _))) if !l.is_empty() => {}
+            (b"+", _) => return false,
+            (lit, Some((l, _))) if lit == l => {}
+            _ => return false,
         }
+        let t_end = t_level.map_or(t.len(), |(_, end)| end);
+        if last {
+            // Matched when the topic has no more levels.
+            return t_end == t.len();
+        }
+        fi = f_end + 1;
+        ti = t_end + 1;
     }
-    topic_levels.next().is_none()
 }
 
 /// MQTT's own filter matching (what a broker delivers): `+` matches any one
@@ -318,6 +335,52 @@ mod tests {
         );
         assert_eq!(Datatype::from_property(None), Datatype::Utf8);
         assert_eq!(Datatype::from_property(Some("whatever")), Datatype::Auto);
+    }
+
+    /// The re-check written the plain way (levels collected), to compare
+    /// the byte-level one against.
+    fn reference_matches(filter: &str, topic: &str) -> bool {
+        let filter = match filter.strip_prefix("$share/") {
+            Some(rest) => rest.split_once('/').map_or("", |(_, f)| f),
+            None => filter,
+        };
+        let f: Vec<&str> = filter.split('/').collect();
+        let t: Vec<&str> = topic.split('/').collect();
+        for (i, level) in f.iter().enumerate() {
+            match *level {
+                "#" if i == f.len() - 1 => return true,
+                "+" if t.get(i).is_some_and(|x| !x.is_empty()) => {}
+                "+" => return false,
+                lit if t.get(i) == Some(&lit) => {}
+                _ => return false,
+            }
+        }
+        t.len() == f.len()
+    }
+
+    #[test]
+    fn node_red_recheck_agrees_with_the_plain_definition() {
+        // Every filter and topic of up to three levels over a small alphabet.
+        let levels = ["", "a", "b", "+", "#", "ab"];
+        let mut paths: Vec<String> = Vec::new();
+        for a in levels {
+            paths.push(a.to_string());
+            for b in levels {
+                paths.push(format!("{a}/{b}"));
+                for c in levels {
+                    paths.push(format!("{a}/{b}/{c}"));
+                }
+            }
+        }
+        let mut matched = 0;
+        for f in &paths {
+            for t in paths.iter().filter(|t| !t.contains(['+', '#'])) {
+                let expected = reference_matches(f, t);
+                assert_eq!(node_red_topic_matches(f, t), expected, "{f} vs {t}");
+                matched += usize::from(expected);
+            }
+        }
+        assert!(matched > 100, "the cases include matches");
     }
 
     #[test]
