@@ -187,10 +187,14 @@ impl InProcessConnector {
     /// starting with the client's CONNECT. No socket and no system call.
     pub fn connect(&self) -> tokio::io::DuplexStream {
         let (client, server) = tokio::io::duplex(IN_PROCESS_BUFFER);
-        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
         let ctx = self.ctx.clone();
-        self.runtime
-            .spawn(crate::connection::serve(server, peer, 0, true, ctx));
+        self.runtime.spawn(crate::connection::serve(
+            server,
+            crate::connection::Peer::InProcess,
+            0,
+            true,
+            ctx,
+        ));
         client
     }
 }

@@ -2,7 +2,6 @@
 //! protocol level, client id, keep alive, will and credentials, hand the
 //! session to the router and write its CONNACK.
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info};
 
-use super::ConnContext;
+use super::{ConnContext, Peer};
 use crate::codec::{self, connack_reason, ConnAck, Connect, DecodeError, Packet, ProtocolVersion};
 use crate::message::{ConnId, Inbound, Outbox, Outgoing};
 use crate::topic::valid_topic_name;
@@ -72,7 +71,7 @@ async fn send_connack<W: AsyncWrite + Unpin>(
 
 async fn refuse<W: AsyncWrite + Unpin>(
     wr: &mut W,
-    peer: SocketAddr,
+    peer: Peer,
     version: ProtocolVersion,
     code: u8,
 ) -> Option<Handshake> {
@@ -86,7 +85,7 @@ pub async fn run<R, W>(
     rd: &mut R,
     wr: &mut W,
     rbuf: &mut BytesMut,
-    peer: SocketAddr,
+    peer: Peer,
     allow_anonymous: bool,
     ctx: &Arc<ConnContext>,
 ) -> Option<Handshake>

@@ -70,18 +70,39 @@ enum End {
     WriterClosed,
 }
 
+/// Where a connection comes from, as the log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A network client (TCP, TLS or WebSocket) at this address.
+    Network(SocketAddr),
+    /// A client in the same process ([`crate::InProcessConnector`]).
+    InProcess,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Network(addr) => addr.fmt(f),
+            Peer::InProcess => f.write_str("this process"),
+        }
+    }
+}
+
 /// Serves one connection to its end. `allow_anonymous` is the listener's
 /// policy (Mosquitto 2: loopback only unless configured).
 pub async fn serve<S>(
     stream: S,
-    peer: SocketAddr,
+    peer: Peer,
     local_port: u16,
     allow_anonymous: bool,
     ctx: Arc<ConnContext>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    info!("New connection from {peer} on port {local_port}.");
+    match peer {
+        Peer::Network(addr) => info!("New connection from {addr} on port {local_port}."),
+        Peer::InProcess => info!("New in-process connection."),
+    }
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut rbuf = BytesMut::with_capacity(READ_BUFFER);
     // Boxed: the handshake's large state is freed once it is done instead
@@ -350,5 +371,18 @@ impl Reader<'_> {
             return Err(disconnect_reason::TOPIC_NAME_INVALID);
         }
         Ok(publish)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+
+    #[test]
+    fn the_log_names_network_peers_by_address_and_in_process_ones_as_such() {
+        let addr: std::net::SocketAddr = "127.0.0.1:50123".parse().unwrap();
+        assert_eq!(Peer::Network(addr).to_string(), "127.0.0.1:50123");
+        // Not a made-up address such as 127.0.0.1:0.
+        assert_eq!(Peer::InProcess.to_string(), "this process");
     }
 }

@@ -62,10 +62,16 @@ pub async fn run(
         let transport = transport.clone();
         tokio::spawn(async move {
             match transport {
-                Transport::Tcp => connection::serve(stream, peer, port, loopback, ctx).await,
+                Transport::Tcp => {
+                    connection::serve(stream, connection::Peer::Network(peer), port, loopback, ctx)
+                        .await
+                }
                 Transport::WebSocket => ws::serve(stream, peer, port, loopback, ctx).await,
                 Transport::Tls(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls) => connection::serve(tls, peer, port, loopback, ctx).await,
+                    Ok(tls) => {
+                        connection::serve(tls, connection::Peer::Network(peer), port, loopback, ctx)
+                            .await
+                    }
                     Err(e) => debug!(%peer, error = %e, "TLS handshake failed."),
                 },
             }

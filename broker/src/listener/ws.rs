@@ -59,7 +59,7 @@ pub async fn serve<S>(
     let (client_side, broker_side) = tokio::io::duplex(BRIDGE_BUFFER);
     let mqtt = tokio::spawn(connection::serve(
         broker_side,
-        peer,
+        connection::Peer::Network(peer),
         port,
         allow_anonymous,
         ctx,
