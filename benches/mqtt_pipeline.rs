@@ -10,10 +10,13 @@
 //! `set_tcp_nodelay true`; `--embedded` replaces Mosquitto with flowd's own
 //! broker (`flowd run --broker`: the flow's mqtt nodes connect in-process,
 //! and flowd's CPU then includes the broker's work); `--latency-only RATE`
-//! does one run at RATE.
+//! does one run at RATE; `--baseline` also subscribes `mosquitto_sub` to every
+//! reading and reports its CPU and wake-ups beside flowd's (what a client
+//! that only reads costs on this machine).
 //!
-//! Prints, for flowd: RSS idle; p50/p99 latency, CPU ms per 1,000 readings and
-//! RSS at 10,000 readings/s; the highest tried rate with zero loss. Needs
+//! Prints, for flowd: RSS idle; p50/p99 latency, CPU ms per 1,000 readings
+//! (user and system) with wake-ups per second, and RSS at 10,000 readings/s;
+//! the same at each higher rate tried; the highest rate with zero loss. Needs
 //! `mosquitto` (scripts/test.sh installs it). Figures are printed, never asserted.
 //!
 //! Run: `cargo bench --bench mqtt_pipeline`.
@@ -53,31 +56,75 @@ fn wait_port(port: u16) {
     }
 }
 
-/// utime + stime of `pid` in milliseconds, and its RSS in KiB.
-fn cpu_ms_and_rss(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|u| u.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (ticks * 10.0, rss) // USER_HZ = 100
+/// What a process has used so far: CPU in user and kernel mode (ms),
+/// wake-ups (context switches) and RSS (KiB).
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    user_ms: f64,
+    system_ms: f64,
+    wakeups: u64,
+    rss_kib: u64,
+}
+
+impl Usage {
+    fn of(pid: u32) -> Usage {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        // USER_HZ = 100: one tick is 10 ms.
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                * 10.0
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Usage {
+            user_ms: ticks(11),
+            system_ms: ticks(12),
+            wakeups: field("voluntary_ctxt_switches:") + field("nonvoluntary_ctxt_switches:"),
+            rss_kib: field("VmRSS:"),
+        }
+    }
+
+    /// What was used between `earlier` and `self` (RSS: the later one).
+    fn since(self, earlier: Usage) -> Usage {
+        Usage {
+            user_ms: self.user_ms - earlier.user_ms,
+            system_ms: self.system_ms - earlier.system_ms,
+            wakeups: self.wakeups.saturating_sub(earlier.wakeups),
+            rss_kib: self.rss_kib,
+        }
+    }
+
+    fn cpu_ms(&self) -> f64 {
+        self.user_ms + self.system_ms
+    }
+
+    /// "X ms CPU per 1,000 readings (user U, system S), W wake-ups/s".
+    fn describe(&self, readings: usize, secs: f64) -> String {
+        let per_k = |ms: f64| ms * 1000.0 / readings as f64;
+        format!(
+            "{:.2} ms CPU per 1,000 readings (user {:.2}, system {:.2}), {:.0} wake-ups/s",
+            per_k(self.cpu_ms()),
+            per_k(self.user_ms),
+            per_k(self.system_ms),
+            self.wakeups as f64 / secs
+        )
+    }
 }
 
 /// Send instants of the changing readings, per sensor, in order.
@@ -88,7 +135,12 @@ struct RunResult {
     expected_alerts: usize,
     alerts: usize,
     latencies_us: Vec<u64>,
-    cpu_ms: f64,
+    /// flowd's usage while the readings were sent and processed.
+    flowd: Usage,
+    /// The baseline subscriber's, if one runs (`--baseline`).
+    baseline: Option<Usage>,
+    /// How long that took, in seconds.
+    secs: f64,
     max_rss_kib: u64,
 }
 
@@ -102,7 +154,14 @@ fn bench_client(port: u16, id: String) -> (Client, EventLoop) {
     })
 }
 
-async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut u64) -> RunResult {
+async fn run_rate(
+    port: u16,
+    flowd_pid: u32,
+    baseline_pid: Option<u32>,
+    rate: usize,
+    secs: u64,
+    round: &mut u64,
+) -> RunResult {
     let sent: Sent = Arc::new(Mutex::new(vec![Vec::new(); SENSORS]));
     let (sub, mut sub_loop) = bench_client(port, format!("bench-sub-{round}"));
     loop {
@@ -164,7 +223,9 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
         }
     });
     connected_rx.await.expect("publisher connects");
-    let (cpu0, _) = cpu_ms_and_rss(flowd_pid);
+    let started = Instant::now();
+    let flowd0 = Usage::of(flowd_pid);
+    let baseline0 = baseline_pid.map(Usage::of);
     let total = rate * secs as usize;
     let per_tick = (rate / 1000).max(1);
     let mut ticker = tokio::time::interval(Duration::from_millis(1));
@@ -199,7 +260,7 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
             i += 1;
         }
         if i % (rate / 10).max(1) < per_tick {
-            max_rss = max_rss.max(cpu_ms_and_rss(flowd_pid).1);
+            max_rss = max_rss.max(Usage::of(flowd_pid).rss_kib);
         }
     }
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -209,7 +270,11 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (cpu1, rss) = cpu_ms_and_rss(flowd_pid);
+    let flowd = Usage::of(flowd_pid).since(flowd0);
+    let baseline = baseline_pid
+        .zip(baseline0)
+        .map(|(p, u0)| Usage::of(p).since(u0));
+    let secs = started.elapsed().as_secs_f64();
     consumer.abort();
     driver.abort();
     *round += 1;
@@ -219,8 +284,10 @@ async fn run_rate(port: u16, flowd_pid: u32, rate: usize, secs: u64, round: &mut
         expected_alerts: expected,
         alerts: received.load(std::sync::atomic::Ordering::Relaxed),
         latencies_us,
-        cpu_ms: cpu1 - cpu0,
-        max_rss_kib: max_rss.max(rss),
+        max_rss_kib: max_rss.max(flowd.rss_kib),
+        flowd,
+        baseline,
+        secs,
     }
 }
 
@@ -308,8 +375,29 @@ fn main() {
         wait_port(port);
     }
     std::thread::sleep(Duration::from_secs(2));
-    let (_, idle_rss) = cpu_ms_and_rss(pid);
-    println!("flowd RSS idle: {:.1} MB", idle_rss as f64 / 1024.0);
+    println!(
+        "flowd RSS idle: {:.1} MB",
+        Usage::of(pid).rss_kib as f64 / 1024.0
+    );
+    // `-- --baseline`: `mosquitto_sub` (a C client that only reads) also
+    // subscribes to every reading, as the floor of what receiving costs here.
+    let baseline = std::env::args().any(|a| a == "--baseline").then(|| {
+        Proc(
+            Command::new("mosquitto_sub")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-t",
+                    "sensors/#",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("mosquitto_sub (package mosquitto-clients)"),
+        )
+    });
+    let baseline_pid = baseline.as_ref().map(|p| p.0.id());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -318,44 +406,51 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut round = 0;
+        let report = |r: &RunResult| {
+            let mut line = format!("flowd {}", r.flowd.describe(r.readings, r.secs));
+            if let Some(b) = &r.baseline {
+                line += &format!("; mosquitto_sub {}", b.describe(r.readings, r.secs));
+            }
+            line
+        };
         // `-- --latency-only RATE`: one run at RATE, for latency studies.
         let args: Vec<String> = std::env::args().collect();
         if let Some(i) = args.iter().position(|a| a == "--latency-only") {
             let rate = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(1000);
-            let mut r = run_rate(port, pid, rate, 3, &mut round).await;
+            let mut r = run_rate(port, pid, baseline_pid, rate, 3, &mut round).await;
             println!(
-                "{rate} readings/s: {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms, flowd CPU {:.2} ms per 1,000 readings",
+                "{rate} readings/s: {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms; {}",
                 r.alerts,
                 r.expected_alerts,
                 percentile(&mut r.latencies_us, 0.5),
                 percentile(&mut r.latencies_us, 0.99),
-                r.cpu_ms * 1000.0 / r.readings as f64
+                report(&r)
             );
             return;
         }
-        let mut r = run_rate(port, pid, 10_000, 3, &mut round).await;
+        let mut r = run_rate(port, pid, baseline_pid, 10_000, 3, &mut round).await;
         println!(
-            "10,000 readings/s for 3 s: {} readings, {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms, flowd CPU {:.2} ms per 1,000 readings, RSS {:.1} MB",
+            "10,000 readings/s for 3 s: {} readings, {}/{} alerts, latency p50 {:.2} ms p99 {:.2} ms, RSS {:.1} MB; {}",
             r.readings,
             r.alerts,
             r.expected_alerts,
             percentile(&mut r.latencies_us, 0.5),
             percentile(&mut r.latencies_us, 0.99),
-            r.cpu_ms * 1000.0 / r.readings as f64,
-            r.max_rss_kib as f64 / 1024.0
+            r.max_rss_kib as f64 / 1024.0,
+            report(&r)
         );
         let mut best = 0;
         let mut peak_rss = r.max_rss_kib;
         for rate in [20_000, 40_000, 60_000, 80_000, 100_000] {
-            let r = run_rate(port, pid, rate, 2, &mut round).await;
+            let r = run_rate(port, pid, baseline_pid, rate, 2, &mut round).await;
             peak_rss = peak_rss.max(r.max_rss_kib);
             let lossless = r.alerts == r.expected_alerts;
             println!(
-                "{rate} readings/s: {}/{} alerts{}, flowd CPU {:.2} ms per 1,000 readings",
+                "{rate} readings/s: {}/{} alerts{}; {}",
                 r.alerts,
                 r.expected_alerts,
                 if lossless { "" } else { " (loss)" },
-                r.cpu_ms * 1000.0 / r.readings as f64
+                report(&r)
             );
             if !lossless {
                 break;
@@ -364,5 +459,6 @@ fn main() {
         }
         println!("highest rate with zero loss: {best} readings/s; flowd peak RSS {:.1} MB", peak_rss as f64 / 1024.0);
     });
+    drop(baseline);
     let _ = std::fs::remove_dir_all(&dir);
 }
