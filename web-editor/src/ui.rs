@@ -6,7 +6,10 @@
 //! request, so editing and reloading works without recompiling. Only listed
 //! names are ever served (no path from a request reaches the file system);
 //! anything else is 404. Answers carry an ETag (SHA-256 of the bytes) and
-//! `Cache-Control: no-cache`, so browsers revalidate and get 304s.
+//! `Cache-Control: no-cache`, so browsers revalidate and get 304s. A browser
+//! that accepts gzip gets the file gzipped (about a third of the bytes over
+//! a slow link to an edge device), under its own ETag; release builds
+//! compress each file once.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -83,10 +86,60 @@ fn contents(_name: &str, embedded: &'static [u8]) -> std::borrow::Cow<'static, [
     embedded.into()
 }
 
-fn etag(bytes: &[u8]) -> String {
+fn etag(bytes: &[u8], gzipped: bool) -> String {
     let digest = Sha256::digest(bytes);
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    if gzipped {
+        format!("\"{hex}-gz\"")
+    } else {
+        format!("\"{hex}\"")
+    }
+}
+
+/// True when `Accept-Encoding` lists gzip (or `*`) without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// `bytes` gzipped (best compression: done once per file in release builds).
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+/// The gzipped form of a listed file.
+#[cfg(debug_assertions)]
+fn gzipped(_name: &str, bytes: &[u8]) -> std::borrow::Cow<'static, [u8]> {
+    gzip(bytes).into()
+}
+
+/// The gzipped form of a listed file, compressed on first use.
+#[cfg(not(debug_assertions))]
+fn gzipped(name: &str, bytes: &[u8]) -> std::borrow::Cow<'static, [u8]> {
+    use std::sync::OnceLock;
+    static GZIPPED: OnceLock<Vec<OnceLock<Vec<u8>>>> = OnceLock::new();
+    let cells = GZIPPED.get_or_init(|| UI_FILES.iter().map(|_| OnceLock::new()).collect());
+    match UI_FILES.iter().position(|(n, _)| *n == name) {
+        Some(i) => cells[i].get_or_init(|| gzip(bytes)).as_slice().into(),
+        None => gzip(bytes).into(),
+    }
 }
 
 /// Fallback handler: an editor file for GET/HEAD, else 404 JSON.
@@ -96,8 +149,15 @@ pub async fn serve(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> 
     else {
         return crate::error::ApiError::not_found("Not Found").into_response();
     };
-    let bytes = contents(name, embedded);
-    let tag = etag(&bytes);
+    let plain = contents(name, embedded);
+    let gzipped_body = accepts_gzip(&headers);
+    // The tag names the file's content and the encoding it is sent in.
+    let tag = etag(&plain, gzipped_body);
+    let bytes = if gzipped_body {
+        gzipped(name, &plain)
+    } else {
+        plain
+    };
     let mut res = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -115,6 +175,10 @@ pub async fn serve(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> 
         HeaderValue::from_static(content_type(name)),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzipped_body {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),

@@ -103,6 +103,64 @@ async fn editor_files_are_served_with_types_and_etags() {
     assert!(String::from_utf8(body).unwrap().contains("Flow 1"));
 }
 
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a gzip stream");
+    out
+}
+
+#[tokio::test]
+async fn editor_files_are_gzipped_for_browsers_that_accept_it() {
+    let r = router(None);
+    for path in ["/", "/js/canvas.js", "/editor.css"] {
+        let (s, plain_h, plain) = fetch(&r, "GET", path, &[]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!plain_h.contains_key(header::CONTENT_ENCODING), "{path}");
+        assert_eq!(plain_h[header::VARY], "accept-encoding");
+
+        // What Chromium sends.
+        let accept = [("accept-encoding", "gzip, deflate, br, zstd")];
+        let (s, h, body) = fetch(&r, "GET", path, &accept).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_ENCODING], "gzip", "{path}");
+        assert_eq!(h[header::VARY], "accept-encoding");
+        assert_eq!(h[header::CONTENT_TYPE], plain_h[header::CONTENT_TYPE]);
+        assert!(
+            body.len() < plain.len(),
+            "{path}: {} >= {}",
+            body.len(),
+            plain.len()
+        );
+        assert_eq!(gunzip(&body), plain, "{path}: the same file");
+
+        // Each encoding has its own tag; a revalidation matches its own.
+        let tag = h[header::ETAG].to_str().unwrap().to_string();
+        assert_ne!(tag, plain_h[header::ETAG].to_str().unwrap());
+        let (s, _, body) = fetch(&r, "GET", path, &[accept[0], ("if-none-match", &tag)]).await;
+        assert_eq!(s, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(body.is_empty());
+        let (s, _, _) = fetch(&r, "GET", path, &[("if-none-match", &tag)]).await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "{path}: the plain file is another variant"
+        );
+    }
+    // gzip refused with q=0, or not offered: the plain file.
+    for refused in ["gzip;q=0, identity", "br", "identity"] {
+        let (s, h, body) = fetch(&r, "GET", "/", &[("accept-encoding", refused)]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!h.contains_key(header::CONTENT_ENCODING), "{refused}");
+        assert!(
+            String::from_utf8(body).unwrap().contains("<html"),
+            "{refused}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn editor_files_are_public_while_the_api_needs_a_login() {
     use flowd_editor::auth::{AdminAuth, AdminUser, Permission};
