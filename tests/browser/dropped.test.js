@@ -1,9 +1,9 @@
 // A browser that cannot keep up with debug messages is not sent them without
 // bound: the server drops what the browser missed and the sidebar says how many.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFlowd, launchBrowser, mqttConnect } from './lib/harness.js';
+import { withFlowdAndBrowser, mqttConnect } from './lib/harness.js';
 import { Editor, until } from './lib/editor.js';
 
 const FAN_OUT = 30;
@@ -18,24 +18,14 @@ const FLOWS = [
   ...Array.from({ length: FAN_OUT }, (_, i) => ({ id: `d${i}`, type: 'debug', z: 't1', name: `out${i}`, x: 360, y: 40 + i * 40, wires: [] })),
 ];
 
-let flowd; let browser;
-
-before(async () => {
-  flowd = await startFlowd(FLOWS);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await flowd?.stop();
-});
+const env = withFlowdAndBrowser(FLOWS);
 
 test('a browser too busy to read is told how many debug messages it missed', async () => {
-  const page = await browser.newPage();
-  const { editor } = await Editor.open(page, flowd.url);
+  const page = await env.browser.newPage();
+  const { editor } = await Editor.open(page, env.flowd.url);
   await until(async () => /connected/.test(await editor.node('m1').locator('.status-text').textContent().catch(() => '')), 'mqtt in connected');
   assert.ok(await page.locator('#debug-dropped').isHidden(), 'nothing dropped yet');
-  const flooder = await mqttConnect(flowd.mqtt, 'browser-test-flooder');
+  const flooder = await mqttConnect(env.flowd.mqtt, 'browser-test-flooder');
   const payload = 'x'.repeat(400);
   for (let round = 0; round < ROUNDS && (await page.locator('#debug-dropped').isHidden()); round++) {
     // The page's thread is busy: the websocket is not read while the flood comes.

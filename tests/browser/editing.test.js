@@ -3,31 +3,21 @@
 // fault, the quick way to build the seed pipeline (automatic wiring), and
 // the first-load figures.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startFlowd, launchBrowser, mqttConnect } from './lib/harness.js';
+import { withFlowdAndBrowser, mqttConnect } from './lib/harness.js';
 import { Editor, until } from './lib/editor.js';
 
 const EXPORT = readFileSync(new URL('./fixtures/node-red-export.json', import.meta.url), 'utf8');
 
-let flowd; let browser;
-
-before(async () => {
-  flowd = await startFlowd([]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await flowd?.stop();
-});
+const env = withFlowdAndBrowser([]);
 
 async function open() {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 760 } });
+  const page = await env.browser.newPage({ viewport: { width: 1400, height: 760 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
-  const { editor, metrics } = await Editor.open(page, flowd.url);
+  const { editor, metrics } = await Editor.open(page, env.flowd.url);
   return { page, editor, metrics, errors };
 }
 
@@ -151,7 +141,7 @@ test('a refused deploy shows its errors on the node at fault', async () => {
   assert.ok(text.some((t) => /rules/.test(t)), `error under the node: ${text}`);
   assert.match(await page.locator('#deploy-errors').textContent(), /switch/);
   assert.equal(await page.locator('#btn-deploy.dirty').count(), 1, 'still not deployed');
-  const flows = await (await fetch(`${flowd.url}flows`)).json();
+  const flows = await (await fetch(`${env.flowd.url}flows`)).json();
   assert.ok(!flows.some((n) => n.id === sw), 'nothing deployed');
 
   const fix = await editor.edit(sw);
@@ -184,7 +174,7 @@ test('the seed pipeline the quick way: drop nodes in order, they wire themselves
   await form.done();
   await editor.deploy('full');
   console.log(`seed pipeline (mqtt in -> json -> rbe -> template -> debug), configured and deployed: ${editor.actions} user actions`);
-  const sensor = await mqttConnect(flowd.mqtt, 'browser-test-quick');
+  const sensor = await mqttConnect(env.flowd.mqtt, 'browser-test-quick');
   await until(async () => {
     sensor.publish('quick/a/reading', JSON.stringify({ temperature: Math.random() }));
     return (await editor.debugTexts()).some((t) => t.startsWith('quick 0.'));
@@ -279,7 +269,7 @@ test('import from a file, export as a download, filter the debug sidebar by node
   const saved = JSON.parse(await (await download.createReadStream()).toArray().then((c) => Buffer.concat(c).toString()));
   assert.ok(saved.some((n) => n.id === injects[0]), 'the download holds the flows');
   assert.ok(saved.every((n) => n.credentials === undefined), 'never credentials');
-  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: flowd.url });
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.flowd.url });
   const text = await page.inputValue('#export-json');
   await page.click('#export-copy');
   await page.waitForSelector('#export-dialog', { state: 'detached' });
@@ -318,11 +308,11 @@ test('a wire is selected by a click and deleted; a deploy over someone else\'s a
   await b.editor.drop('inject', 200, 200);
   await b.page.click('#btn-deploy');
   await b.page.waitForSelector('#deploy-conflict');
-  let flows = await (await fetch(`${flowd.url}flows`)).json();
+  let flows = await (await fetch(`${env.flowd.url}flows`)).json();
   assert.ok(flows.some((n) => n.id === inject), 'nothing replaced yet');
   await b.page.click('#deploy-overwrite');
   await b.page.waitForSelector('#btn-deploy:not(.dirty)');
-  flows = await (await fetch(`${flowd.url}flows`)).json();
+  flows = await (await fetch(`${env.flowd.url}flows`)).json();
   assert.ok(!flows.some((n) => n.id === inject), 'b\'s flows replaced a\'s after confirmation');
   assert.deepEqual([...a.errors, ...b.errors], []);
   await a.page.close();

@@ -2,9 +2,9 @@
 // the editor asks for one in-page, then uses a bearer token for the API and
 // authenticates the comms websocket in-band.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFlowd, launchBrowser } from './lib/harness.js';
+import { withFlowdAndBrowser } from './lib/harness.js';
 import { Editor, until } from './lib/editor.js';
 
 // bcrypt of "editor-test-pw" (cost 4): a test fixture, not a secret.
@@ -15,25 +15,15 @@ const FLOWS = [
   { id: 'd1', type: 'debug', z: 't1', name: 'out', x: 320, y: 80, wires: [] },
 ];
 
-let flowd; let browser;
-
-before(async () => {
-  flowd = await startFlowd(FLOWS, { settings: `[admin]\nusers = [{ username = "admin", password = "${HASH}", permissions = "*" }]\n` });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await flowd?.stop();
-});
+const env = withFlowdAndBrowser(FLOWS, { settings: `[admin]\nusers = [{ username = "admin", password = "${HASH}", permissions = "*" }]\n` });
 
 test('log in in-page, then the API and comms work with the token', async () => {
-  assert.equal((await fetch(`${flowd.url}flows`)).status, 401, 'the API needs a login');
-  assert.equal((await fetch(flowd.url)).status, 200, 'the editor shell is public');
-  const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
+  assert.equal((await fetch(`${env.flowd.url}flows`)).status, 401, 'the API needs a login');
+  assert.equal((await fetch(env.flowd.url)).status, 200, 'the editor shell is public');
+  const page = await env.browser.newPage({ viewport: { width: 1200, height: 700 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
-  await page.goto(flowd.url);
+  await page.goto(env.flowd.url);
   await page.waitForSelector('#login-dialog');
   await page.fill('#login-username', 'admin');
   await page.fill('#login-password', 'wrong');
@@ -55,7 +45,7 @@ test('log in in-page, then the API and comms work with the token', async () => {
   await editor.key('Control+d');
   await page.waitForSelector('#btn-deploy:not(.dirty)');
   const stored = await page.evaluate(() => sessionStorage.getItem('flowd-token'));
-  const flows = await (await fetch(`${flowd.url}flows`, { headers: { Authorization: `Bearer ${stored}` } })).json();
+  const flows = await (await fetch(`${env.flowd.url}flows`, { headers: { Authorization: `Bearer ${stored}` } })).json();
   assert.equal(flows.find((n) => n.id === 'd1').y, 140, 'the moved node was deployed');
   assert.deepEqual(errors, []);
   await page.close();

@@ -8,30 +8,28 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFlowd, launchBrowser, mqttConnect } from './lib/harness.js';
+import { withFlowdAndBrowser, mqttConnect } from './lib/harness.js';
 import { Editor, until } from './lib/editor.js';
 
 // tests/browser.rs names the file (docs/editor.png with FLOWD_UPDATE_SCREENSHOT=1).
 const SCREENSHOT = process.env.FLOWD_SCREENSHOT || join(tmpdir(), 'flowd-editor.png');
 const TEMPLATE = 'Temperature on {{{topic}}} changed to {{payload.temperature}} °C';
 
-let flowd; let browser; let page; let editor; let watcher;
+const env = withFlowdAndBrowser([]);
+let page; let editor; let watcher;
 const ids = {};
 
 before(async () => {
-  flowd = await startFlowd([]);
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1400, height: 760 } });
+  await env.ready;
+  page = await env.browser.newPage({ viewport: { width: 1400, height: 760 } });
   page.on('pageerror', (e) => { throw e; });
-  const opened = await Editor.open(page, flowd.url);
+  const opened = await Editor.open(page, env.flowd.url);
   editor = opened.editor;
   console.log(`first load: ${JSON.stringify(opened.metrics)}`);
 });
 
 after(async () => {
   watcher?.close();
-  await browser?.close();
-  await flowd?.stop();
 });
 
 async function reading(client, sensor, temperature) {
@@ -75,12 +73,12 @@ test('build the seed pipeline by drag and drop, configure it, deploy, see alerts
   assert.match(await editor.node(ids['mqtt in']).textContent(), /sensors\/\+\/reading/);
   assert.ok(await page.locator('#btn-deploy.dirty').count(), 'deploy is highlighted');
 
-  watcher = await mqttConnect(flowd.mqtt, 'browser-test-watcher');
+  watcher = await mqttConnect(env.flowd.mqtt, 'browser-test-watcher');
   await watcher.subscribe('alerts/temperature');
   await editor.deploy('full');
   await until(async () => /connected/.test(await editor.node(ids['mqtt in']).locator('.status-text').textContent().catch(() => '')), 'mqtt in connected');
 
-  const sensor = await mqttConnect(flowd.mqtt, 'browser-test-sensor');
+  const sensor = await mqttConnect(env.flowd.mqtt, 'browser-test-sensor');
   // The subscription may lag the connected status: a warm-up sensor until an alert shows.
   await until(async () => {
     await reading(sensor, 'warmup', Math.random());
@@ -116,7 +114,7 @@ test('build the seed pipeline by drag and drop, configure it, deploy, see alerts
 });
 
 test('wires show their live message rate; the editor is saved as docs/editor.png', async () => {
-  const sensor = await mqttConnect(flowd.mqtt, 'browser-test-screenshot');
+  const sensor = await mqttConnect(env.flowd.mqtt, 'browser-test-screenshot');
   for (const [s, t] of [['kitchen', 22.5], ['garage', 9]]) await reading(sensor, s, t);
   await until(async () => (await editor.debugTexts()).some((t) => t.includes('garage')), 'garage alert');
   await page.evaluate(() => window.flowd.model.select([]));
@@ -152,7 +150,7 @@ test('a "modified nodes" deploy of a new template keeps the rbe state', async ()
   await editor.deploy('nodes');
   assert.equal(await page.locator('#btn-deploy').textContent(), 'Deploy nodes');
   await page.click('#debug-clear');
-  const sensor = await mqttConnect(flowd.mqtt, 'browser-test-sensor-2');
+  const sensor = await mqttConnect(env.flowd.mqtt, 'browser-test-sensor-2');
   await reading(sensor, 's1', 21); // the rbe remembers 21: no alert
   await reading(sensor, 's1', 22);
   await until(async () => (await editor.debugTexts()).some((t) => t.includes('22 °C')), 'the 22 °C alert');

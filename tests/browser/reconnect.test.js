@@ -1,9 +1,9 @@
 // The comms websocket comes back by itself after flowd restarts: the header
 // says offline meanwhile, and node status and debug messages flow again after.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFlowd, launchBrowser } from './lib/harness.js';
+import { withFlowdAndBrowser } from './lib/harness.js';
 import { Editor, until } from './lib/editor.js';
 
 const FLOWS = [
@@ -12,28 +12,18 @@ const FLOWS = [
   { id: 'd1', type: 'debug', z: 't1', name: 'out', tostatus: true, x: 320, y: 80, wires: [] },
 ];
 
-let flowd; let browser;
-
-before(async () => {
-  flowd = await startFlowd(FLOWS);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await flowd?.stop();
-});
+const env = withFlowdAndBrowser(FLOWS);
 
 test('the editor reconnects to a restarted flowd', async () => {
-  const page = await browser.newPage();
-  const { editor } = await Editor.open(page, flowd.url);
+  const page = await env.browser.newPage();
+  const { editor } = await Editor.open(page, env.flowd.url);
   assert.equal(await page.locator('#conn-state').textContent(), 'connected');
   await page.evaluate(() => {
     const el = document.getElementById('conn-state');
     window.connStates = [];
     new MutationObserver(() => window.connStates.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
   });
-  await flowd.restart(1500);
+  await env.flowd.restart(1500);
   await until(async () => (await page.evaluate(() => window.connStates)).at(-1) === 'connected', 'reconnected', 20000);
   assert.ok((await page.evaluate(() => window.connStates)).includes('offline'), 'offline was shown while flowd was down');
   await editor.node('i1').locator('[data-action="inject"]').click();

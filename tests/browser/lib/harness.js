@@ -8,11 +8,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
+import { before, after } from 'node:test';
 
 const START_TIMEOUT_MS = 30000;
 export const CHROMIUM = process.env.FLOWD_CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/**
+ * Starts flowd (`flows` and `options` as for `startFlowd`) and a browser
+ * before the calling file's tests, and stops both after them. The returned
+ * object's `flowd` and `browser` are set once started; a file's own `before`
+ * hook awaits `env.ready` first (hooks need not run in the order written).
+ */
+export function withFlowdAndBrowser(flows = [], options = {}) {
+  let started;
+  const env = { flowd: undefined, browser: undefined, ready: new Promise((resolve, reject) => { started = { resolve, reject }; }) };
+  env.ready.catch(() => {}); // a failed start is reported by the hook below
+  before(async () => {
+    try {
+      env.flowd = await startFlowd(flows, options);
+      env.browser = await launchBrowser();
+      started.resolve();
+    } catch (e) {
+      started.reject(e);
+      throw e;
+    }
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.flowd?.stop();
+  });
+  return env;
+}
 
 /** A free TCP port on 127.0.0.1 (never 1880/1883). */
 export function freePort() {
