@@ -160,6 +160,9 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         } else {
             let mut state = EditorState::new(runtime.clone(), registry, Some(storage), &set, comms)
                 .with_credentials(cred_store);
+            if settings.context.storage == crate::settings::ContextStorage::File {
+                state = state.with_context_on_disk();
+            }
             if let Some(a) = auth {
                 state = state.with_auth(a);
             }

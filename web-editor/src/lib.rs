@@ -59,6 +59,8 @@ pub struct EditorState {
     pub(crate) deployed: tokio::sync::Mutex<Deployed>,
     /// How often `flowd/rates` is published.
     pub(crate) rates_interval: std::time::Duration,
+    /// Context is kept on disk (Node-RED's `localfilesystem` as the default store).
+    pub(crate) context_on_disk: bool,
 }
 
 /// The revision of a flow array: SHA-256 (hex) of its compact JSON text.
@@ -99,6 +101,7 @@ impl EditorState {
             credentials: None,
             auth: None,
             rates_interval: rates::RATES_INTERVAL,
+            context_on_disk: false,
             deployed: tokio::sync::Mutex::new(Deployed {
                 rev: revision(&flows),
                 flows,
@@ -112,6 +115,13 @@ impl EditorState {
     /// Requires a login (bearer token) for every admin request.
     pub fn with_auth(mut self, auth: auth::AdminAuth) -> Self {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Context is kept on disk: `GET /settings` names the store as Node-RED
+    /// does for `contextStorage: {default: {module: "localfilesystem"}}`.
+    pub fn with_context_on_disk(mut self) -> Self {
+        self.context_on_disk = true;
         self
     }
 

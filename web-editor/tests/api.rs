@@ -375,8 +375,37 @@ async fn nodes_and_settings() {
         .any(|p| p["name"] == "template"));
     let (_, v, _) = call(&h, get("/settings")).await;
     assert_eq!(v["httpNodeRoot"], "/");
+    assert_eq!(
+        v["context"],
+        json!({"default": "memory", "stores": ["memory"]})
+    );
     let (_, v, _) = call(&h, get("/flows/state")).await;
     assert_eq!(v, json!({"state":"start"}));
+}
+
+#[tokio::test]
+async fn settings_name_a_context_store_on_disk_as_node_red_does() {
+    // Node-RED 4.1 with `contextStorage: {default: {module: "localfilesystem"}}`.
+    let registry = Arc::new(flowd_nodes::registry());
+    let flows = json!([{"id": "t1", "type": "tab", "label": "F"}]);
+    let (set, _) = flowd_engine::flows::from_json(flows.clone());
+    let runtime = Arc::new(Runtime::start(
+        prepare_json(&registry, flows).expect("valid"),
+        RuntimeOptions::default(),
+    ));
+    let state =
+        EditorState::new(runtime, registry, None, &set, CommsHub::new()).with_context_on_disk();
+    let res = app(Arc::new(state))
+        .oneshot(get("/settings"))
+        .await
+        .expect("router answers");
+    assert_eq!(res.status(), StatusCode::OK);
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(
+        v["context"],
+        json!({"default": "default", "stores": ["default"]})
+    );
 }
 
 #[tokio::test]

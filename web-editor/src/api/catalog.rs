@@ -58,11 +58,18 @@ pub async fn descriptors(State(st): State<Arc<EditorState>>) -> Json<Value> {
 }
 
 /// `GET /settings`: the runtime settings the editor reads at start.
-pub async fn settings() -> Json<Value> {
+pub async fn settings(State(st): State<Arc<EditorState>>) -> Json<Value> {
+    // Node-RED 4.1's answers: no contextStorage, and localfilesystem as the
+    // default store.
+    let context = if st.context_on_disk {
+        json!({"default": "default", "stores": ["default"]})
+    } else {
+        json!({"default": "memory", "stores": ["memory"]})
+    };
     Json(json!({
         "httpNodeRoot": "/",
         "version": env!("CARGO_PKG_VERSION"),
-        "context": {"default": "memory", "stores": ["memory"]},
+        "context": context,
         "flowFilePretty": true,
         "flowEncryptionType": "system",
         "editorTheme": {"projects": {"enabled": false}},
