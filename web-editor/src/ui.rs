@@ -14,6 +14,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 macro_rules! ui_files {
@@ -57,43 +58,75 @@ pub fn content_type(name: &str) -> &'static str {
 
 /// The listed file a request path names (`/` is `index.html`).
 pub fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
+    position(path).map(|i| UI_FILES[i])
+}
+
+/// Index in [`UI_FILES`] of the file a request path names.
+fn position(path: &str) -> Option<usize> {
     let name = match path.strip_prefix('/')? {
         "" => "index.html",
         rest => rest,
     };
-    UI_FILES.iter().copied().find(|(n, _)| *n == name)
+    UI_FILES.iter().position(|(n, _)| *n == name)
 }
 
 /// True when `path` is one of the editor's files (served without a login).
 pub fn is_ui_path(path: &str) -> bool {
-    lookup(path).is_some()
+    position(path).is_some()
 }
 
+/// A listed file as it is sent: plain, gzipped, and the hash its ETags name.
+#[derive(Clone)]
+struct Encoded {
+    plain: Bytes,
+    gzipped: Bytes,
+    /// Hex of the first 12 bytes of the plain file's SHA-256.
+    hash: String,
+}
+
+impl Encoded {
+    fn new(plain: Bytes) -> Encoded {
+        let digest = Sha256::digest(&plain);
+        Encoded {
+            hash: digest[..12].iter().map(|b| format!("{b:02x}")).collect(),
+            gzipped: gzip(&plain).into(),
+            plain,
+        }
+    }
+
+    /// The ETag of the plain or the gzipped form.
+    fn etag(&self, gzipped: bool) -> String {
+        if gzipped {
+            format!("\"{}-gz\"", self.hash)
+        } else {
+            format!("\"{}\"", self.hash)
+        }
+    }
+}
+
+/// Debug builds: file `i` read from disk and encoded at each request.
 #[cfg(debug_assertions)]
-fn contents(name: &str, embedded: &'static [u8]) -> std::borrow::Cow<'static, [u8]> {
+fn encoded(i: usize) -> Encoded {
+    let (name, embedded) = UI_FILES[i];
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("ui")
         .join(name);
-    match std::fs::read(&path) {
+    Encoded::new(match std::fs::read(&path) {
         Ok(bytes) => bytes.into(),
         // The source tree is gone (a debug binary moved elsewhere): the build's copy.
-        Err(_) => embedded.into(),
-    }
+        Err(_) => Bytes::from_static(embedded),
+    })
 }
 
+/// Release builds: embedded file `i`, hashed and compressed on first use.
 #[cfg(not(debug_assertions))]
-fn contents(_name: &str, embedded: &'static [u8]) -> std::borrow::Cow<'static, [u8]> {
-    embedded.into()
-}
-
-fn etag(bytes: &[u8], gzipped: bool) -> String {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    if gzipped {
-        format!("\"{hex}-gz\"")
-    } else {
-        format!("\"{hex}\"")
-    }
+fn encoded(i: usize) -> Encoded {
+    use std::sync::OnceLock;
+    static ENCODED: OnceLock<Vec<OnceLock<Encoded>>> = OnceLock::new();
+    let cells = ENCODED.get_or_init(|| UI_FILES.iter().map(|_| OnceLock::new()).collect());
+    cells[i]
+        .get_or_init(|| Encoded::new(Bytes::from_static(UI_FILES[i].1)))
+        .clone()
 }
 
 /// True when `Accept-Encoding` lists gzip (or `*`) without `q=0`.
@@ -124,39 +157,21 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-/// The gzipped form of a listed file.
-#[cfg(debug_assertions)]
-fn gzipped(_name: &str, bytes: &[u8]) -> std::borrow::Cow<'static, [u8]> {
-    gzip(bytes).into()
-}
-
-/// The gzipped form of a listed file, compressed on first use.
-#[cfg(not(debug_assertions))]
-fn gzipped(name: &str, bytes: &[u8]) -> std::borrow::Cow<'static, [u8]> {
-    use std::sync::OnceLock;
-    static GZIPPED: OnceLock<Vec<OnceLock<Vec<u8>>>> = OnceLock::new();
-    let cells = GZIPPED.get_or_init(|| UI_FILES.iter().map(|_| OnceLock::new()).collect());
-    match UI_FILES.iter().position(|(n, _)| *n == name) {
-        Some(i) => cells[i].get_or_init(|| gzip(bytes)).as_slice().into(),
-        None => gzip(bytes).into(),
-    }
-}
-
 /// Fallback handler: an editor file for GET/HEAD, else 404 JSON.
 pub async fn serve(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    let found = lookup(uri.path());
-    let Some((name, embedded)) = found.filter(|_| method == Method::GET || method == Method::HEAD)
-    else {
+    let found = position(uri.path());
+    let Some(i) = found.filter(|_| method == Method::GET || method == Method::HEAD) else {
         return crate::error::ApiError::not_found("Not Found").into_response();
     };
-    let plain = contents(name, embedded);
+    let name = UI_FILES[i].0;
+    let file = encoded(i);
     let gzipped_body = accepts_gzip(&headers);
     // The tag names the file's content and the encoding it is sent in.
-    let tag = etag(&plain, gzipped_body);
+    let tag = file.etag(gzipped_body);
     let bytes = if gzipped_body {
-        gzipped(name, &plain)
+        file.gzipped
     } else {
-        plain
+        file.plain
     };
     let mut res = if headers
         .get(header::IF_NONE_MATCH)
@@ -167,7 +182,7 @@ pub async fn serve(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> 
     } else if method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        Response::new(Body::from(bytes.into_owned()))
+        Response::new(Body::from(bytes))
     };
     let h = res.headers_mut();
     h.insert(
