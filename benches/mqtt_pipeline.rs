@@ -379,8 +379,9 @@ fn main() {
         "flowd RSS idle: {:.1} MB",
         Usage::of(pid).rss_kib as f64 / 1024.0
     );
-    // `-- --baseline`: `mosquitto_sub` (a C client that only reads) also
-    // subscribes to every reading, as the floor of what receiving costs here.
+    // `-- --baseline`: `mosquitto_sub` (a C client that only reads, leaving
+    // acknowledgements to the kernel) also subscribes to every reading, as a
+    // reference for what receiving alone costs here.
     let baseline = std::env::args().any(|a| a == "--baseline").then(|| {
         Proc(
             Command::new("mosquitto_sub")
