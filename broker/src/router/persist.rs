@@ -114,37 +114,25 @@ impl Router {
         let steps = std::mem::take(&mut session.out_steps);
         let outbox = session.link.as_ref().map(|l| l.outbox.clone());
         for step in steps {
-            let (record, out) = match step {
-                OutStep::Sent(d) => (
-                    Record::OutSent {
-                        client: client.to_string(),
-                        seq: d.seq,
-                        pkid: d.pkid,
-                        released: false,
-                    },
-                    Outgoing::Publish(d),
-                ),
+            // The packet a QoS 2 step holds until the journal is on disk.
+            let (seq, pkid, released, held) = match step {
+                OutStep::Sent(d) => (d.seq, d.pkid, false, Some(Outgoing::Publish(d))),
                 OutStep::Released { seq, pkid } => (
-                    Record::OutSent {
-                        client: client.to_string(),
-                        seq,
-                        pkid,
-                        released: true,
-                    },
-                    Outgoing::ack(Ack::new(AckKind::PubRel, pkid)),
+                    seq,
+                    pkid,
+                    true,
+                    Some(Outgoing::ack(Ack::new(AckKind::PubRel, pkid))),
                 ),
-                OutStep::SentQos1 { seq, pkid } => {
-                    self.journal(Record::OutSent {
-                        client: client.to_string(),
-                        seq,
-                        pkid,
-                        released: false,
-                    });
-                    continue;
-                }
+                // Already written: only its packet id is journaled.
+                OutStep::SentQos1 { seq, pkid } => (seq, pkid, false, None),
             };
-            self.journal(record);
-            if let Some(outbox) = &outbox {
+            self.journal(Record::OutSent {
+                client: client.to_string(),
+                seq,
+                pkid,
+                released,
+            });
+            if let (Some(outbox), Some(out)) = (&outbox, held) {
                 self.send_ack(outbox.clone(), out);
             }
         }
