@@ -20,7 +20,7 @@ use crate::observer::{LogLevel, RuntimeObserver};
 use crate::value::Str;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -48,9 +48,12 @@ pub(crate) struct Slot {
     pub(crate) wire_ids: Vec<Vec<String>>,
     pub(crate) links: Vec<String>,
     pub(crate) role: Role,
-    /// True when complete nodes watch this node (shared with the node's
-    /// handle, so a task node skips `done` events nobody listens to).
-    pub(crate) watched: Arc<AtomicBool>,
+    /// True when complete nodes watch this node (read inline for every
+    /// message a function node takes).
+    pub(crate) watched: bool,
+    /// The same, shared with the node's handle, so a task node skips `done`
+    /// events nobody listens to. Both are set in `rebuild_topology`.
+    pub(crate) watched_flag: Arc<AtomicBool>,
     /// False once the node has been stopped (the slot is then empty).
     pub(crate) live: bool,
     pub(crate) cancel: CancellationToken,
@@ -296,7 +299,7 @@ impl Executor {
                 events: &mut events,
                 contexts: &mut self.contexts,
                 observer: &*self.observer,
-                watched: slot.watched.load(Ordering::Relaxed),
+                watched: slot.watched,
             };
             catch_unwind(AssertUnwindSafe(|| node.on_input(msg, &mut cx)))
         };

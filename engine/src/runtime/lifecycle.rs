@@ -48,7 +48,8 @@ impl Executor {
             wire_ids: p.wires,
             links: p.built.links,
             role: p.built.role,
-            watched: Arc::new(AtomicBool::new(false)),
+            watched: false,
+            watched_flag: Arc::new(AtomicBool::new(false)),
             live: true,
             cancel: self.root_cancel.child_token(),
             join: None,
@@ -71,7 +72,7 @@ impl Executor {
             msg_tx: self.msg_tx.clone(),
             event_tx: self.event_tx.clone(),
             cancel: slot.cancel.clone(),
-            watched: slot.watched.clone(),
+            watched: slot.watched_flag.clone(),
             tracker: if is_sink {
                 self.sinks.clone()
             } else {
@@ -126,10 +127,8 @@ impl Executor {
             .map(|(i, s)| (i as u32, &*s.info, &s.role));
         self.routes = Routes::build(&self.set, live, &self.by_id);
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            slot.watched.store(
-                slot.live && self.routes.is_watched(i as u32),
-                Ordering::Relaxed,
-            );
+            slot.watched = slot.live && self.routes.is_watched(i as u32);
+            slot.watched_flag.store(slot.watched, Ordering::Relaxed);
         }
     }
 
