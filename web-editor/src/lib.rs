@@ -17,6 +17,7 @@
 mod api;
 pub mod auth;
 pub mod comms;
+pub mod compression;
 pub mod credentials;
 mod debug_encoding;
 pub mod error;
@@ -165,5 +166,6 @@ pub fn app(state: Arc<EditorState>) -> Router {
         .layer(axum::middleware::from_fn(
             origin::refuse_cross_origin_writes,
         ))
+        .layer(axum::middleware::from_fn(compression::gzip_json_answers))
         .with_state(state)
 }

@@ -17,6 +17,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::compression::{accepts_gzip, gzip};
+
 macro_rules! ui_files {
     ($($name:literal),* $(,)?) => {
         /// Every file of the editor: (path under `ui/`, embedded bytes).
@@ -89,7 +91,7 @@ impl Encoded {
         let digest = Sha256::digest(&plain);
         Encoded {
             hash: digest[..12].iter().map(|b| format!("{b:02x}")).collect(),
-            gzipped: gzip(&plain).into(),
+            gzipped: gzip(&plain, flate2::Compression::best()).into(),
             plain,
         }
     }
@@ -127,34 +129,6 @@ fn encoded(i: usize) -> Encoded {
     cells[i]
         .get_or_init(|| Encoded::new(Bytes::from_static(UI_FILES[i].1)))
         .clone()
-}
-
-/// True when `Accept-Encoding` lists gzip (or `*`) without `q=0`.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
-}
-
-/// `bytes` gzipped (best compression: done once per file in release builds).
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    enc.finish().unwrap_or_default()
 }
 
 /// Fallback handler: an editor file for GET/HEAD, else 404 JSON.

@@ -162,6 +162,52 @@ async fn editor_files_are_gzipped_for_browsers_that_accept_it() {
 }
 
 #[tokio::test]
+async fn large_json_answers_are_gzipped_for_browsers_that_accept_it() {
+    let r = router(None);
+    let accept = [("accept-encoding", "gzip, deflate, br, zstd")];
+    // The node catalogue is the editor's largest answer.
+    let (s, plain_h, plain) = fetch(&r, "GET", "/flowd/nodes", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(plain.len() > 4096, "{} bytes", plain.len());
+    assert!(!plain_h.contains_key(header::CONTENT_ENCODING));
+    assert_eq!(plain_h[header::VARY], "accept-encoding");
+    let (s, h, body) = fetch(&r, "GET", "/flowd/nodes", &accept).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(h[header::VARY], "accept-encoding");
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    assert!(
+        body.len() * 3 < plain.len(),
+        "{} gzipped against {} plain",
+        body.len(),
+        plain.len()
+    );
+    assert_eq!(gunzip(&body), plain, "the same answer");
+
+    // Refused gzip: the plain answer.
+    let (_, h, body) = fetch(
+        &r,
+        "GET",
+        "/flowd/nodes",
+        &[("accept-encoding", "gzip;q=0")],
+    )
+    .await;
+    assert!(!h.contains_key(header::CONTENT_ENCODING));
+    assert_eq!(body, plain);
+
+    // A short answer is not worth compressing.
+    let (s, h, body) = fetch(&r, "GET", "/flows/state", &accept).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!h.contains_key(header::CONTENT_ENCODING));
+    assert_eq!(h[header::VARY], "accept-encoding");
+    let state: serde_json::Value = serde_json::from_slice(&body).expect("plain JSON");
+    assert!(state.get("state").is_some(), "{state}");
+}
+
+#[tokio::test]
 async fn editor_files_are_public_while_the_api_needs_a_login() {
     use flowd_editor::auth::{AdminAuth, AdminUser, Permission};
     let auth = AdminAuth::new(vec![AdminUser {
