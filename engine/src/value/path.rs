@@ -84,12 +84,16 @@ impl Path {
             match s {
                 Segment::MsgRef(inner) => {
                     let inner = inner.resolve(msg)?;
+                    // Node-RED uses any defined value as the key, as JavaScript
+                    // turns it into text (`true` -> "true", an object ->
+                    // "[object Object]").
                     match get(msg, &inner) {
                         Some(Value::String(k)) => out.push(Segment::Key(k.clone())),
                         Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 => {
                             out.push(Segment::Index(*n as usize))
                         }
-                        _ => return Err(PathError::BadReference(format!("{inner:?}"))),
+                        Some(other) => out.push(Segment::Key(Str::new(other.to_js_string()))),
+                        None => return Err(PathError::BadReference(inner.to_expression())),
                     }
                 }
                 other => out.push(other.clone()),
@@ -117,28 +121,52 @@ impl Path {
     }
 }
 
+/// Node-RED's grammar (`RED.util.normalisePropertyExpression`): names
+/// joined by `.`, where a name after a dot starts with `[A-Za-z0-9$_]`;
+/// `[digits]`, `["name"]` / `['name']` (not empty) and `[msg.path]` boxes;
+/// no spaces outside quotes. A digits-only name followed by `.` is
+/// an index (so setting `a.0.b` creates an array under `a`). A name may
+/// follow `]` directly (`a[0]b` is `a[0].b`), and a quoted name may start
+/// the expression or follow `]`.
 fn parse_segments(e: &str) -> Result<Path, &'static str> {
     let b = e.as_bytes();
     let mut segments = Vec::new();
-    let mut i = 0;
-    let mut expect_key = true;
     if e.is_empty() {
         return Err("empty expression");
     }
+    let mut i = 0;
+    // Where a quoted name may start: at the beginning and right after ']'.
+    let mut quote_allowed = true;
     while i < b.len() {
         match b[i] {
+            q @ (b'"' | b'\'') if quote_allowed => {
+                let start = i + 1;
+                let end = e[start..].find(q as char).ok_or("unterminated string")? + start;
+                if end == start {
+                    return Err("empty quoted name");
+                }
+                segments.push(Segment::Key(Str::new(&e[start..end])));
+                i = end + 1;
+                if i < b.len() && b[i] != b'.' && b[i] != b'[' {
+                    return Err("unexpected character after a quoted name");
+                }
+                quote_allowed = false;
+            }
             b'.' => {
-                if expect_key {
+                if i == 0 {
                     return Err("unexpected '.'");
                 }
                 i += 1;
-                if i == b.len() {
-                    return Err("expression ends with '.'");
+                match b.get(i) {
+                    None => return Err("expression ends with '.'"),
+                    Some(c) if c.is_ascii_alphanumeric() || *c == b'$' || *c == b'_' => {}
+                    Some(_) => {
+                        return Err("a name after '.' must start with a letter, digit, '$' or '_'")
+                    }
                 }
-                expect_key = true;
             }
             b'[' => {
-                if segments.is_empty() && expect_key {
+                if i == 0 {
                     return Err("expression starts with '['");
                 }
                 i += 1;
@@ -147,6 +175,9 @@ fn parse_segments(e: &str) -> Result<Path, &'static str> {
                         let q = *q;
                         let start = i + 1;
                         let end = e[start..].find(q as char).ok_or("unterminated string")? + start;
+                        if end == start {
+                            return Err("empty quoted name");
+                        }
                         segments.push(Segment::Key(Str::new(&e[start..end])));
                         i = end + 1;
                     }
@@ -178,7 +209,8 @@ fn parse_segments(e: &str) -> Result<Path, &'static str> {
                         if depth != 0 {
                             return Err("unterminated '['");
                         }
-                        let inner = parse_segments(&e[start + 4..i])?;
+                        let inner =
+                            Path::parse(&e[start..i]).map_err(|_| "invalid nested reference")?;
                         segments.push(Segment::MsgRef(inner));
                     }
                     _ => return Err("invalid content in '[ ]'"),
@@ -187,27 +219,28 @@ fn parse_segments(e: &str) -> Result<Path, &'static str> {
                     return Err("missing ']'");
                 }
                 i += 1;
-                expect_key = false;
-                if i < b.len() && b[i] != b'.' && b[i] != b'[' {
-                    return Err("unexpected character after ']'");
-                }
+                quote_allowed = true;
             }
             b']' => return Err("unexpected ']'"),
+            b' ' => return Err("unexpected space"),
+            b'"' | b'\'' => return Err("unexpected quote"),
             _ => {
-                if !expect_key {
-                    return Err("unexpected character");
-                }
                 let start = i;
-                while i < b.len() && b[i] != b'.' && b[i] != b'[' && b[i] != b']' {
+                while i < b.len() && !matches!(b[i], b'.' | b'[' | b']' | b' ' | b'"' | b'\'') {
                     i += 1;
                 }
-                segments.push(Segment::Key(Str::new(&e[start..i])));
-                expect_key = false;
+                let name = &e[start..i];
+                // Node-RED reads digits as an index only before a '.'.
+                let before_dot = b.get(i) == Some(&b'.');
+                match name.parse::<usize>() {
+                    Ok(n) if before_dot && name.bytes().all(|c| c.is_ascii_digit()) => {
+                        segments.push(Segment::Index(n))
+                    }
+                    _ => segments.push(Segment::Key(Str::new(name))),
+                }
+                quote_allowed = false;
             }
         }
-    }
-    if expect_key {
-        return Err("missing property name");
     }
     Ok(Path { segments })
 }
@@ -370,9 +403,9 @@ fn step_mut<'a>(
                 }
                 a.resize(i + 1, Value::Null);
                 a[i] = empty_container_for(next);
-            } else if a[i].is_null() && create_missing {
-                a[i] = empty_container_for(next);
             }
+            // An existing element, null included, is stepped into as it is
+            // (Node-RED creates a container only for a missing element).
             Ok(&mut a[i])
         }
         _ => Err(PathError::NotAnObject {
@@ -479,6 +512,108 @@ mod tests {
         ] {
             assert!(Path::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn follows_node_reds_grammar_at_its_edges() {
+        // Refused by Node-RED: spaces, a name after '.' starting with another
+        // character, empty or misplaced quotes.
+        for bad in [
+            "payload.a b",
+            "payload.\u{e9}",
+            "payload.-x",
+            "payload[\"\"]",
+            "payload.\"x\"",
+            "pay\"load\"",
+            "payload[0]\"x\"y",
+        ] {
+            assert!(Path::parse(bad).is_err(), "{bad:?}");
+        }
+        // Accepted: a name straight after ']', a leading quoted name, other
+        // characters inside a name, a non-ASCII first name.
+        let ok = |e: &str| Path::parse(e).unwrap().segments().to_vec();
+        assert_eq!(
+            ok("payload[0]x"),
+            [
+                Segment::Key("payload".into()),
+                Segment::Index(0),
+                Segment::Key("x".into())
+            ]
+        );
+        assert_eq!(
+            ok("'a b'.c"),
+            [Segment::Key("a b".into()), Segment::Key("c".into())]
+        );
+        assert_eq!(
+            ok("payload.a-b$"),
+            [Segment::Key("payload".into()), Segment::Key("a-b$".into())]
+        );
+        assert_eq!(ok("\u{e9}t\u{e9}"), [Segment::Key("\u{e9}t\u{e9}".into())]);
+        // Digits are an index only before a '.'.
+        assert_eq!(
+            ok("a.0.b"),
+            [
+                Segment::Key("a".into()),
+                Segment::Index(0),
+                Segment::Key("b".into())
+            ]
+        );
+        assert_eq!(
+            ok("a.0"),
+            [Segment::Key("a".into()), Segment::Key("0".into())]
+        );
+        assert_eq!(
+            ok("a.0[1]"),
+            [
+                Segment::Key("a".into()),
+                Segment::Key("0".into()),
+                Segment::Index(1)
+            ]
+        );
+    }
+
+    #[test]
+    fn setting_through_a_dotted_index_creates_an_array() {
+        let mut m = obj(r#"{"payload":{}}"#);
+        let path = Path::parse("payload.arr.0.x").unwrap();
+        set(&mut m, &path, Value::str("y"), true).unwrap();
+        assert_eq!(
+            json::stringify(&Value::object(m)),
+            r#"{"payload":{"arr":[{"x":"y"}]}}"#
+        );
+        // An existing null element is not replaced by a container.
+        let mut m = obj(r#"{"payload":[null]}"#);
+        let r = set(
+            &mut m,
+            &Path::parse("payload[0].a").unwrap(),
+            Value::str("y"),
+            true,
+        );
+        assert!(r.is_err());
+        assert_eq!(json::stringify(&Value::object(m)), r#"{"payload":[null]}"#);
+    }
+
+    #[test]
+    fn references_to_other_values_are_keys_as_javascript_writes_them() {
+        for (k, key) in [
+            ("true", "true"),
+            ("1.5", "1.5"),
+            ("-1", "-1"),
+            ("null", "null"),
+            ("{\"a\":1}", "[object Object]"),
+            ("[1,2]", "1,2"),
+        ] {
+            let m = obj(&format!(r#"{{"k":{k},"r":{{}}}}"#));
+            let p = Path::parse("r[msg.k]").unwrap();
+            let resolved = p.resolve(&m).unwrap();
+            assert_eq!(
+                resolved.segments(),
+                [Segment::Key("r".into()), Segment::Key(key.into())],
+                "{k}"
+            );
+        }
+        let m = obj(r#"{"r":{}}"#);
+        assert!(Path::parse("r[msg.missing]").unwrap().resolve(&m).is_err());
     }
 
     #[test]
