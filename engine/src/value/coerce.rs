@@ -250,13 +250,25 @@ pub fn loose_equals(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// JavaScript's string order: by UTF-16 code unit, so a character above
+/// U+FFFF (a surrogate pair, 0xD800-0xDFFF) sorts before U+E000-U+FFFF,
+/// unlike Rust's code point order. ASCII text takes the byte comparison.
+fn js_string_order(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() || b.is_ascii() {
+        // Where one side is ASCII, the first difference decides on a byte
+        // below 0x80 against any other: both orders agree.
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
 /// JavaScript relational comparison: `Some(Ordering)` when `a < b` etc. can be
 /// decided, `None` when a NaN is involved (every comparison is then false).
 pub fn js_compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     let pa = to_primitive(a);
     let pb = to_primitive(b);
     if let (Value::String(x), Value::String(y)) = (&pa, &pb) {
-        return Some(x.as_str().cmp(y.as_str()));
+        return Some(js_string_order(x, y));
     }
     to_number(&pa).partial_cmp(&to_number(&pb))
 }
@@ -285,6 +297,18 @@ mod tests {
         push_js_number(&mut s, 21.5);
         push_js_number(&mut s, 1e15);
         assert_eq!(s, "021.51000000000000000");
+    }
+
+    #[test]
+    fn strings_compare_by_utf16_code_units() {
+        use std::cmp::Ordering::{Greater, Less};
+        let cmp = |a: &str, b: &str| js_compare(&Value::str(a), &Value::str(b));
+        // An emoji (0xD83D 0xDE00) sorts before U+FF01 and U+E000 in JavaScript.
+        assert_eq!(cmp("\u{1F600}", "\u{FF01}"), Some(Less));
+        assert_eq!(cmp("\u{10000}", "\u{E000}"), Some(Less));
+        assert_eq!(cmp("\u{1F600}", "Z"), Some(Greater));
+        assert_eq!(cmp("abc", "abd"), Some(Less));
+        assert_eq!(cmp("\u{e9}", "e"), Some(Greater));
     }
 
     #[test]
