@@ -6,6 +6,7 @@
 //! the very message it received and never modifies it. `msg.reset` clears the
 //! state of `msg.topic` (or all state).
 
+use crate::typed_value::get_property;
 use flowd_engine::config_de;
 use flowd_engine::node::{BuildContext, BuiltNode, FunctionNode, NodeCx, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
@@ -184,13 +185,13 @@ impl NodeType for RbeType {
             }
         };
         let gap_text = c.gap.trim();
-        let gap = match gap_text.strip_suffix('%') {
-            Some(pct) => Gap::Percent(if pct.trim().is_empty() {
-                0.0
-            } else {
-                string_to_number(pct)
-            }),
-            None => Gap::Fixed(string_to_number(gap_text)),
+        // Node-RED reads a percentage with parseFloat ("10%" -> 10, "0x10%"
+        // -> 0) and a fixed gap with Number ("0x10" -> 16).
+        let gap = if gap_text.ends_with('%') {
+            let pct = parse_float(&Value::str(gap_text));
+            Gap::Percent(if pct.is_nan() { 0.0 } else { pct })
+        } else {
+            Gap::Fixed(string_to_number(gap_text))
         };
         let gap_value = match gap {
             Gap::Fixed(g) | Gap::Percent(g) => g,
@@ -202,7 +203,13 @@ impl NodeType for RbeType {
             );
             ok = false;
         }
+        // A start of number 0 is no start value in Node-RED (`n.start || ''`).
+        let start_is_zero = cx
+            .props()
+            .get("start")
+            .is_some_and(|j| j.as_f64() == Some(0.0));
         let start = match c.start.trim() {
+            _ if start_is_zero => None,
             "" => None,
             s => {
                 let n = string_to_number(s);
@@ -356,7 +363,10 @@ impl RbeNode {
 
 impl FunctionNode for RbeNode {
     fn on_input(&mut self, msg: Msg, cx: &mut NodeCx<'_>) {
-        let topic = msg.get_path(&self.topic_property);
+        // Node-RED reads both properties as JavaScript does (`length`,
+        // `[msg.x]` references); a failed read is undefined.
+        let topic = get_property(&msg, &self.topic_property).ok().flatten();
+        let topic = topic.as_deref();
         if msg.contains_key("reset") {
             let string_topic = matches!(topic, Some(Value::String(s)) if !s.is_empty());
             if self.separate_topics && string_topic {
@@ -368,7 +378,8 @@ impl FunctionNode for RbeNode {
                 self.previous.clear();
             }
         }
-        let Some(value) = msg.get_path(&self.property) else {
+        let value = get_property(&msg, &self.property).ok().flatten();
+        let Some(value) = value.as_deref() else {
             return;
         };
         let key_text;
@@ -451,6 +462,44 @@ mod tests {
         )
         .await;
         assert_eq!(got, ["1", "\"1\"", "2"]);
+    }
+
+    #[tokio::test]
+    async fn the_property_is_read_as_javascript_reads_it() {
+        // `length` of strings and arrays, as Node-RED's getMessageProperty.
+        let got = run(
+            json!({"func":"rbe","property":"payload.length"}),
+            &[
+                (None, "\"abc\""),
+                (None, "\"xyz\""),
+                (None, "[1,2]"),
+                (None, "{\"length\":2}"),
+                (None, "{\"length\":3}"),
+            ],
+        )
+        .await;
+        assert_eq!(got, ["\"abc\"", "[1,2]", "{\"length\":3}"]);
+    }
+
+    #[tokio::test]
+    async fn gaps_are_read_as_node_red_reads_them() {
+        // A percentage goes through parseFloat: "0x10%" is 0%, "10%%" is 10%.
+        let inputs = [(None, "100"), (None, "101"), (None, "101"), (None, "102")];
+        let got = run(json!({"func":"deadband","gap":"0x10%"}), &inputs).await;
+        assert_eq!(got, ["100", "101", "102"]);
+        let got = run(
+            json!({"func":"deadband","gap":"10%%"}),
+            &[(None, "100"), (None, "105"), (None, "111"), (None, "125")],
+        )
+        .await;
+        assert_eq!(got, ["100", "111", "125"]);
+        // A start of number 0 is no start value.
+        let got = run(
+            json!({"func":"narrowband","gap":"5","start":0}),
+            &[(None, "100"), (None, "102"), (None, "3")],
+        )
+        .await;
+        assert_eq!(got, ["100", "102"]);
     }
 
     #[tokio::test]
