@@ -5,6 +5,7 @@
 //! `action: "str"` always produces a string and `"obj"` always a value. A parse
 //! error sends nothing and goes to catch nodes with the original message.
 
+use crate::typed_value::get_property;
 use flowd_engine::config_de;
 use flowd_engine::node::{BuildContext, BuiltNode, FunctionNode, NodeCx, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
@@ -124,14 +125,16 @@ impl NodeType for JsonType {
 
 impl FunctionNode for JsonNode {
     fn on_input(&mut self, mut msg: Msg, cx: &mut NodeCx<'_>) {
-        let value = match msg.get_expr(&self.property) {
+        // Read as JavaScript does: through a missing parent is an error
+        // (Node-RED's TypeError reaches catch nodes; nothing is sent).
+        let value = match get_property(&msg, &self.property) {
             Ok(v) => v,
             Err(e) => {
                 cx.error(e, msg);
                 return;
             }
         };
-        let new_value = match value {
+        let new_value = match value.as_deref() {
             None => None,
             Some(Value::String(_) | Value::Buffer(_)) if self.action == Action::Str => None,
             Some(v @ (Value::String(_) | Value::Buffer(_))) => {
@@ -299,6 +302,23 @@ mod tests {
             assert_eq!(src.get("type"), Some(&Value::str("json")));
             assert_eq!(src.get("count"), Some(&Value::Number(1.0)));
         }
+        f.expect_nothing_from("j", Duration::from_millis(100)).await;
+        f.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_property_under_a_missing_parent_is_an_error() {
+        let mut f = start(json!([
+            {"id":"j","type":"json","property":"foo.bar"},
+            {"id":"c","type":"catch","scope":null,"uncaught":false}
+        ]))
+        .await;
+        f.send("j", Msg::with_payload("{\"x\":1}")).await;
+        let caught = f.next_from("c").await.msg;
+        let err = caught.get("error").unwrap().as_object().unwrap();
+        let text = err.get("message").unwrap().as_str().unwrap();
+        assert!(text.contains("'bar'"), "{text}");
+        assert_eq!(caught.payload(), Some(&Value::str("{\"x\":1}")));
         f.expect_nothing_from("j", Duration::from_millis(100)).await;
         f.stop().await;
     }
