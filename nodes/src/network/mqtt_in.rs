@@ -52,7 +52,15 @@ struct MqttInConfig {
     rh: Option<f64>,
 }
 
-const DATATYPES: &[&str] = &["auto-detect", "auto", "buffer", "utf8", "json", "base64"];
+const DATATYPES: &[&str] = &[
+    "auto-detect",
+    "auto",
+    "buffer",
+    "utf8",
+    "json",
+    "base64",
+    "",
+];
 
 /// Checks an MQTT topic filter: `#` only as the whole last level, `+` only
 /// as a whole level, `$share/<group>/<filter>` allowed.

@@ -25,10 +25,11 @@ pub enum Datatype {
 }
 
 impl Datatype {
-    /// Parses the `datatype` property; `None` (absent) means `utf8`.
+    /// Parses the `datatype` property; absent or empty means `utf8` (as
+    /// Node-RED's `n.datatype || "utf8"`).
     pub fn from_property(v: Option<&str>) -> Datatype {
         match v {
-            None => Datatype::Utf8,
+            None | Some("") => Datatype::Utf8,
             Some("auto-detect") => Datatype::AutoDetect,
             Some("buffer") => Datatype::Buffer,
             Some("utf8") => Datatype::Utf8,
@@ -44,10 +45,22 @@ pub const INVALID_JSON_PARSE: &str = "Failed to parse JSON string";
 /// Error of datatype `json` when the payload is not UTF-8.
 pub const INVALID_JSON_STRING: &str = "Invalid JSON string";
 
+/// The payload as text when Node-RED counts it as text: valid UTF-8 (as its
+/// `is-utf8` check) without control characters other than tab, line feed
+/// and carriage return, and without DEL. Other payloads stay bytes.
+pub fn node_red_text(bytes: &[u8]) -> Result<&str, ()> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ())?;
+    let control = |b: &u8| (*b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || *b == 0x7f;
+    if bytes.iter().any(control) {
+        return Err(());
+    }
+    Ok(text)
+}
+
 /// Converts payload bytes as `mqtt in` does. `Err` carries the error text
 /// (datatype `json` only); the node then reports it with the raw payload.
 pub fn decode_payload(datatype: Datatype, bytes: &Bytes) -> Result<Value, String> {
-    let text = std::str::from_utf8(bytes);
+    let text = node_red_text(bytes);
     Ok(match datatype {
         Datatype::Buffer => Value::Buffer(bytes.clone()),
         Datatype::Base64 => Value::string(base64::engine::general_purpose::STANDARD.encode(bytes)),
@@ -290,6 +303,38 @@ mod tests {
             decode_payload(Datatype::AutoDetect, &raw).unwrap(),
             Value::Buffer(raw.clone())
         );
+    }
+
+    #[test]
+    fn control_characters_make_a_payload_bytes_as_is_utf8_says() {
+        // NUL and DEL are not text for Node-RED; tab, LF and CR are.
+        for raw in [&b"{\"a\":1}\0"[..], b"{\"a\":2,\"b\":\"\x7f\"}", b"\x01"] {
+            let raw = Bytes::copy_from_slice(raw);
+            assert_eq!(
+                decode_payload(Datatype::AutoDetect, &raw).unwrap(),
+                Value::Buffer(raw.clone())
+            );
+            assert_eq!(
+                decode_payload(Datatype::Auto, &raw).unwrap(),
+                Value::Buffer(raw.clone())
+            );
+            assert_eq!(
+                decode_payload(Datatype::Json, &raw),
+                Err(INVALID_JSON_STRING.to_string())
+            );
+            // utf8 converts whatever it gets.
+            assert_eq!(
+                decode_payload(Datatype::Utf8, &raw).unwrap(),
+                Value::string(String::from_utf8_lossy(&raw).into_owned())
+            );
+        }
+        assert_eq!(
+            decode_payload(Datatype::AutoDetect, &b("{\"a\":\n\t1}\r\n"))
+                .unwrap()
+                .to_json(),
+            "{\"a\":1}"
+        );
+        assert_eq!(Datatype::from_property(Some("")), Datatype::Utf8);
     }
 
     #[test]
