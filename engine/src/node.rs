@@ -207,6 +207,9 @@ pub struct BuiltNode {
     pub role: Role,
     /// Extra destinations of output 0 by node id, possibly on other tabs (link out).
     pub links: Vec<String>,
+    /// Nodes whose output 0 also reaches this one, by id (a link in naming
+    /// its link outs: Node-RED wires the union of both sides' lists).
+    pub links_from: Vec<String>,
 }
 
 impl BuiltNode {
@@ -216,6 +219,7 @@ impl BuiltNode {
             kind: NodeKind::Function(Box::new(node)),
             role: Role::Plain,
             links: Vec::new(),
+            links_from: Vec::new(),
         }
     }
 
@@ -225,6 +229,7 @@ impl BuiltNode {
             kind: NodeKind::Task(Box::new(node)),
             role: Role::Plain,
             links: Vec::new(),
+            links_from: Vec::new(),
         }
     }
 
@@ -234,6 +239,7 @@ impl BuiltNode {
             kind: NodeKind::Config(node),
             role: Role::Plain,
             links: Vec::new(),
+            links_from: Vec::new(),
         }
     }
 
@@ -243,6 +249,7 @@ impl BuiltNode {
             kind: NodeKind::Inert,
             role: Role::Plain,
             links: Vec::new(),
+            links_from: Vec::new(),
         }
     }
 
@@ -255,6 +262,12 @@ impl BuiltNode {
     /// Adds link destinations.
     pub fn with_links(mut self, links: Vec<String>) -> BuiltNode {
         self.links = links;
+        self
+    }
+
+    /// Adds link sources: output 0 of each named node also reaches this one.
+    pub fn with_links_from(mut self, sources: Vec<String>) -> BuiltNode {
+        self.links_from = sources;
         self
     }
 }

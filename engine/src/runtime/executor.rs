@@ -47,6 +47,8 @@ pub(crate) struct Slot {
     pub(crate) wires: Vec<Vec<u32>>,
     pub(crate) wire_ids: Vec<Vec<String>>,
     pub(crate) links: Vec<String>,
+    /// Nodes whose output 0 also reaches this one (a link in's own list).
+    pub(crate) links_from: Vec<String>,
     pub(crate) role: Role,
     /// True when complete nodes watch this node (read inline for every
     /// message a function node takes).

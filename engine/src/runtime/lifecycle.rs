@@ -47,6 +47,7 @@ impl Executor {
             wires: Vec::new(),
             wire_ids: p.wires,
             links: p.built.links,
+            links_from: p.built.links_from,
             role: p.built.role,
             watched: false,
             watched_flag: Arc::new(AtomicBool::new(false)),
@@ -118,6 +119,28 @@ impl Executor {
                 wires[0].extend(resolve(&slot.links));
             }
             slot.wires = wires;
+        }
+        // Link sources named on the receiving side join the sender's output 0
+        // (each destination once).
+        let reverse: Vec<(u32, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live)
+            .flat_map(|(i, s)| {
+                s.links_from
+                    .iter()
+                    .filter_map(move |id| by_id.get(id.as_str()).map(|&from| (from, i as u32)))
+            })
+            .collect();
+        for (from, to) in reverse {
+            let wires = &mut self.slots[from as usize].wires;
+            if wires.is_empty() {
+                wires.push(Vec::new());
+            }
+            if !wires[0].contains(&to) {
+                wires[0].push(to);
+            }
         }
         let live = self
             .slots

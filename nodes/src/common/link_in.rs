@@ -14,6 +14,7 @@ struct LinkIn;
 impl FunctionNode for LinkIn {
     #[inline]
     fn on_input(&mut self, msg: Msg, cx: &mut NodeCx<'_>) {
+        cx.done(&msg);
         cx.send(msg);
     }
 }
@@ -38,7 +39,16 @@ impl NodeType for LinkInType {
             .help("Receives the messages of the link out nodes that name it, on any tab.")
     }
 
-    fn build(&self, _cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
-        Some(BuiltNode::function(LinkIn))
+    fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
+        // The link outs this node names are wired to it too, as Node-RED
+        // wires the union of both sides' lists (unknown ids are ignored).
+        let sources: Vec<String> = match cx.props().get("links") {
+            Some(serde_json::Value::Array(ids)) => ids
+                .iter()
+                .filter_map(|id| id.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(BuiltNode::function(LinkIn).with_links_from(sources))
     }
 }

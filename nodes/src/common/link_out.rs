@@ -5,7 +5,7 @@
 use flowd_engine::config_de;
 use flowd_engine::node::{BuildContext, BuiltNode, FunctionNode, NodeCx, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
-use flowd_engine::Msg;
+use flowd_engine::{Msg, Value};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -29,11 +29,16 @@ impl Default for LinkOutConfig {
     }
 }
 
-struct LinkOut;
+struct LinkOut {
+    /// `node:<id>`, set as `msg._event` on every message (as Node-RED does).
+    event: Value,
+}
 
 impl FunctionNode for LinkOut {
     #[inline]
-    fn on_input(&mut self, msg: Msg, cx: &mut NodeCx<'_>) {
+    fn on_input(&mut self, mut msg: Msg, cx: &mut NodeCx<'_>) {
+        msg.insert("_event", self.event.clone());
+        cx.done(&msg);
         cx.send(msg);
     }
 }
@@ -93,7 +98,8 @@ impl NodeType for LinkOutType {
                 ok = false;
             }
         }
-        ok.then(|| BuiltNode::function(LinkOut).with_links(c.links))
+        let event = Value::string(format!("node:{}", cx.info().id));
+        ok.then(|| BuiltNode::function(LinkOut { event }).with_links(c.links))
     }
 }
 
@@ -140,6 +146,37 @@ mod tests {
             f.next_from("after").await.msg.payload(),
             Some(&Value::str("hop"))
         );
+        f.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_link_named_on_either_side_wires_once_and_marks_the_message() {
+        // lo1 names li1; li2 names lo1 (only on its side); li1 also names lo1.
+        let flows = on_tab(json!([
+            {"id":"lo1","type":"link out","links":["li1"]},
+            {"id":"li1","type":"link in","links":["lo1"],"wires":[["a"]]},
+            {"id":"li2","type":"link in","links":["lo1","gone"],"wires":[["b"]]},
+            {"id":"a","type":"junction","wires":[]},
+            {"id":"b","type":"junction","wires":[]},
+            {"id":"c","type":"complete","scope":["lo1","li1"],"wires":[]}
+        ]));
+        let mut f = TestFlow::start(&crate::registry(), flows).await.unwrap();
+        f.send("lo1", Msg::with_payload("hop")).await;
+        for to in ["a", "b"] {
+            let m = f.next_from(to).await.msg;
+            assert_eq!(m.payload(), Some(&Value::str("hop")), "{to}");
+            assert_eq!(m.get("_event"), Some(&Value::str("node:lo1")), "{to}");
+        }
+        // Once each: no second copy through li1.
+        assert!(f
+            .collect_from("a", std::time::Duration::from_millis(100))
+            .await
+            .is_empty());
+        // Both link nodes complete.
+        let done = f
+            .collect_from("c", std::time::Duration::from_millis(100))
+            .await;
+        assert_eq!(done.len(), 2);
         f.stop().await;
     }
 
