@@ -13,7 +13,7 @@ use flowd_engine::context::ContextScope;
 use flowd_engine::node::{BuildContext, BuiltNode, FunctionNode, NodeCx, NodeType};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
 use flowd_engine::value::json;
-use flowd_engine::value::path::{js_property, Path};
+use flowd_engine::value::path::{js_property, Path, PathError};
 use flowd_engine::value::{Object, Str};
 use flowd_engine::{Msg, Value};
 use serde::Deserialize;
@@ -65,8 +65,17 @@ enum Target {
 enum Source {
     /// The node's own template (or, when empty, `msg.template`).
     Mustache(Option<MustacheTemplate>),
+    /// A Mustache node without a `template` property: Node-RED's mustache
+    /// refuses the undefined template for every message.
+    MustacheAbsent,
     Plain(String),
 }
+
+/// Node-RED's error for a template node without a `template` property.
+const UNDEFINED_TEMPLATE: &str = "Invalid template! Template should be a \"string\" but \"undefined\" was given as the first argument for mustache#render(template, view, partials)";
+
+/// Node-RED's error for a `msg.template` that is not a string.
+const NON_STRING_TEMPLATE: &str = "this.tail.search is not a function";
 
 struct TemplateNode {
     source: Source,
@@ -140,6 +149,7 @@ impl NodeType for TemplateType {
         let mut ok = true;
         let source = match c.syntax.as_str() {
             "plain" => Source::Plain(c.template.clone()),
+            "" | "mustache" if !cx.props().contains_key("template") => Source::MustacheAbsent,
             "" | "mustache" => {
                 if c.template.is_empty() {
                     Source::Mustache(None)
@@ -346,10 +356,11 @@ impl TemplateNode {
         match &self.source {
             Source::Plain(t) => Ok(t.clone()),
             Source::Mustache(Some(t)) => t.try_render(&root, opts).map_err(|e| e.to_string()),
+            Source::MustacheAbsent => Err(UNDEFINED_TEMPLATE.to_string()),
             Source::Mustache(None) => {
                 let text = match msg.get("template") {
                     Some(Value::String(s)) => s.to_string(),
-                    Some(other) => other.to_js_string(),
+                    Some(_) => return Err(NON_STRING_TEMPLATE.to_string()),
                     None => return Ok(String::new()),
                 };
                 let t = MustacheTemplate::parse(&text).map_err(|e| e.to_string())?;
@@ -386,8 +397,13 @@ impl FunctionNode for TemplateNode {
             },
         };
         let written = match &self.target {
+            // As Node-RED's setMessageProperty: a field under a value that
+            // cannot hold it is left alone and the message still goes on.
             Target::Msg(path) => match value {
-                Some(v) => msg.set_expr(path, v).map_err(|e| e.to_string()),
+                Some(v) => match msg.set_expr(path, v) {
+                    Err(PathError::NotAnObject { .. }) | Ok(()) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                },
                 None => msg.delete_expr(path).map(|_| ()).map_err(|e| e.to_string()),
             },
             Target::Context(scope, key) => cx
@@ -513,6 +529,42 @@ mod tests {
         m.insert("template", Value::str("over {{payload}}"));
         let out = render(json!({"template":""}), m).await.unwrap();
         assert_eq!(out.payload(), Some(&Value::str("over x")));
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_non_string_template_is_an_error_for_catch_nodes() {
+        let flows = json!([
+            {"id":"absent","type":"template","wires":[]},
+            {"id":"empty","type":"template","template":"","wires":[]},
+            {"id":"c","type":"catch","scope":null,"uncaught":false,"wires":[]}
+        ]);
+        let mut f = start(flows).await;
+        f.send("absent", Msg::with_payload("v")).await;
+        let caught = f.next_from("c").await.msg;
+        let text = caught.get("error").unwrap().to_json();
+        assert!(text.contains("Invalid template!"), "{text}");
+        let mut m = Msg::with_payload("v");
+        m.insert("template", Value::Number(5.0));
+        f.send("empty", m).await;
+        let caught = f.next_from("c").await.msg;
+        let text = caught.get("error").unwrap().to_json();
+        assert!(text.contains("is not a function"), "{text}");
+        f.expect_nothing_from("absent", Duration::from_millis(50))
+            .await;
+        f.expect_nothing_from("empty", Duration::from_millis(50))
+            .await;
+        f.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_field_under_a_non_object_is_left_alone_and_the_message_goes_on() {
+        let out = render(
+            json!({"template":"x","field":"payload.sub.y"}),
+            Msg::with_payload("plain"),
+        )
+        .await
+        .expect("sent on");
+        assert_eq!(out.payload(), Some(&Value::str("plain")));
     }
 
     #[tokio::test]
