@@ -48,13 +48,13 @@ pub const INVALID_JSON_STRING: &str = "Invalid JSON string";
 /// The payload as text when Node-RED counts it as text: valid UTF-8 (as its
 /// `is-utf8` check) without control characters other than tab, line feed
 /// and carriage return, and without DEL. Other payloads stay bytes.
-pub fn node_red_text(bytes: &[u8]) -> Result<&str, ()> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ())?;
+pub fn node_red_text(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
     let control = |b: &u8| (*b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || *b == 0x7f;
     if bytes.iter().any(control) {
-        return Err(());
+        return None;
     }
-    Ok(text)
+    Some(text)
 }
 
 /// Converts payload bytes as `mqtt in` does. `Err` carries the error text
@@ -65,21 +65,21 @@ pub fn decode_payload(datatype: Datatype, bytes: &Bytes) -> Result<Value, String
         Datatype::Buffer => Value::Buffer(bytes.clone()),
         Datatype::Base64 => Value::string(base64::engine::general_purpose::STANDARD.encode(bytes)),
         Datatype::Utf8 => match text {
-            Ok(t) => Value::str(t),
-            Err(_) => Value::string(String::from_utf8_lossy(bytes).into_owned()),
+            Some(t) => Value::str(t),
+            None => Value::string(String::from_utf8_lossy(bytes).into_owned()),
         },
         Datatype::Auto => match text {
-            Ok(t) => Value::str(t),
-            Err(_) => Value::Buffer(bytes.clone()),
+            Some(t) => Value::str(t),
+            None => Value::Buffer(bytes.clone()),
         },
         Datatype::AutoDetect => match text {
-            Ok(t) => json::parse(t).unwrap_or_else(|_| Value::str(t)),
-            Err(_) => Value::Buffer(bytes.clone()),
+            Some(t) => json::parse(t).unwrap_or_else(|_| Value::str(t)),
+            None => Value::Buffer(bytes.clone()),
         },
         // Node-RED's own texts (mqtt.errors.invalid-json-parse / -string).
         Datatype::Json => match text {
-            Ok(t) => json::parse(t).map_err(|_| INVALID_JSON_PARSE.to_string())?,
-            Err(_) => return Err(INVALID_JSON_STRING.to_string()),
+            Some(t) => json::parse(t).map_err(|_| INVALID_JSON_PARSE.to_string())?,
+            None => return Err(INVALID_JSON_STRING.to_string()),
         },
     })
 }
