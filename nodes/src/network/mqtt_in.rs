@@ -13,7 +13,7 @@
 
 use super::mqtt_broker::{MqttBroker, MQTT_BROKER};
 use super::mqtt_client::SubOptions;
-use super::mqtt_connection::Connection;
+use super::mqtt_connection::{Connection, LinkState};
 use super::mqtt_delivery::{Delivery, DeliverySender};
 use super::mqtt_message::{decode_payload, Datatype};
 use flowd_engine::config_de;
@@ -327,7 +327,11 @@ impl MqttInNode {
         }
         let mut state = conn.state();
         let now = *state.borrow_and_update();
-        handle.status(now.status()).await;
+        // Node-RED's "disconnected" at creation never reaches status nodes
+        // (it is set before the flow starts): only a live state is reported.
+        if now != LinkState::Disconnected {
+            handle.status(now.status()).await;
+        }
         conn.register_user();
         let cancel = handle.cancel_token().clone();
         let mut stopping = false;

@@ -15,7 +15,7 @@
 
 use super::mqtt_broker::{MqttBroker, MQTT_BROKER};
 use super::mqtt_client::{OutProps, Protocol};
-use super::mqtt_connection::{PublishError, Ticket};
+use super::mqtt_connection::{LinkState, PublishError, Ticket};
 use super::mqtt_message::{publication, NotPublished};
 use bytes::Bytes;
 use flowd_engine::config_de;
@@ -270,7 +270,11 @@ impl MqttOutNode {
         let conn = self.broker.connection().clone();
         let mut state = conn.state();
         let now = *state.borrow_and_update();
-        handle.status(now.status()).await;
+        // Node-RED's "disconnected" at creation never reaches status nodes
+        // (it is set before the flow starts): only a live state is reported.
+        if now != LinkState::Disconnected {
+            handle.status(now.status()).await;
+        }
         conn.register_user();
         let mut dropped: u64 = 0;
         loop {
