@@ -42,7 +42,12 @@ impl Routes {
                     .insert(Str::new(&n.id), n.g.as_deref().map(Str::new));
             }
         }
-        for (idx, info, role) in live {
+        let live: Vec<(u32, &NodeInfo, &Role)> = live.collect();
+        let tab_of: HashMap<u32, &Str> = live
+            .iter()
+            .filter_map(|(idx, info, _)| info.z.as_ref().map(|z| (*idx, z)))
+            .collect();
+        for &(idx, info, role) in &live {
             let Some(z) = info.z.clone() else { continue };
             let listener = |scope: &Scope, uncaught: bool| Listener {
                 idx,
@@ -62,10 +67,14 @@ impl Routes {
                     .entry(z)
                     .or_default()
                     .push(listener(scope, false)),
+                // Node-RED looks complete nodes up in the watched node's own
+                // flow: one on another tab never fires.
                 Role::Complete { scope } => {
                     for id in scope {
                         if let Some(&w) = by_id.get(id.as_str()) {
-                            r.completes.entry(w).or_default().push(idx);
+                            if tab_of.get(&w) == Some(&&z) {
+                                r.completes.entry(w).or_default().push(idx);
+                            }
                         }
                     }
                 }

@@ -102,4 +102,24 @@ mod tests {
         );
         f.stop().await;
     }
+
+    #[tokio::test]
+    async fn a_complete_node_on_another_tab_never_fires() {
+        let mut flows = crate::test_util::on_tab(json!([
+            {"id":"d","type":"debug","tosidebar":false},
+            {"id":"here","type":"complete","scope":["d"]}
+        ]));
+        flows.as_array_mut().unwrap().extend([
+            json!({"id":"t2","type":"tab","label":"Other"}),
+            json!({"id":"there","type":"complete","z":"t2","scope":["d"],"x":1,"y":1,"wires":[]}),
+        ]);
+        let mut f = flowd_engine::testing::TestFlow::start(&crate::registry(), flows)
+            .await
+            .unwrap();
+        f.send("d", Msg::with_payload(1.0)).await;
+        f.next_from("here").await;
+        f.expect_nothing_from("there", Duration::from_millis(100))
+            .await;
+        f.stop().await;
+    }
 }
