@@ -201,10 +201,12 @@ impl ContextStore {
     ) -> Result<Option<Value>, PathError> {
         let (_, key) = split_store(key);
         let p = Path::parse(key)?;
+        // Read as Node-RED's stores do (getObjectProperty): JavaScript
+        // property access, so `s.length` and `s.0` of a string resolve.
         Ok(self
             .scope(scope, info)
-            .and_then(|s| path::get(&s.data, &p))
-            .cloned())
+            .and_then(|s| path::get_js(&s.data, &p))
+            .map(std::borrow::Cow::into_owned))
     }
 
     /// Writes `key`; `None` deletes it.
@@ -381,6 +383,22 @@ mod tests {
         );
         c.set(ContextScope::Flow, &a, "x.y", None).unwrap();
         assert_eq!(c.get(ContextScope::Flow, &b, "x.y").unwrap(), None);
+    }
+
+    #[test]
+    fn reads_use_javascript_property_access() {
+        let mut c = ContextStore::new();
+        let a = info("a", "t1");
+        c.set(ContextScope::Flow, &a, "s", Some(Value::str("abc")))
+            .unwrap();
+        let arr = crate::value::json::parse("[1,2,3]").unwrap();
+        c.set(ContextScope::Flow, &a, "arr", Some(arr)).unwrap();
+        let get = |k: &str| c.get(ContextScope::Flow, &a, k).unwrap();
+        assert_eq!(get("s.length"), Some(Value::Number(3.0)));
+        assert_eq!(get("s.0"), Some(Value::str("a")));
+        assert_eq!(get("arr.length"), Some(Value::Number(3.0)));
+        assert_eq!(get("arr[1]"), Some(Value::Number(2.0)));
+        assert_eq!(get("s.nope"), None);
     }
 
     #[test]
