@@ -157,10 +157,28 @@ async fn mqtt_out_publishes_with_qos_retain_and_clears_retained() {
             s("fixed/t", "", 1, true),
         ]
     );
-    // done() after the publish: the complete node sees all three of `out`.
+    // done() after the publish: the complete node sees all three of `out`,
+    // as Node-RED leaves them: QoS and retain used, the payload as sent.
+    let mut completed = Vec::new();
     for _ in 0..3 {
-        f.next_from("done").await;
+        let m = f.next_from("done").await.msg;
+        completed.push(format!(
+            "{}|{}|{}|{}",
+            m.topic().map(Value::to_js_string).unwrap_or_default(),
+            m.get("qos").map(Value::to_js_string).unwrap_or_default(),
+            m.get("retain").map(Value::to_js_string).unwrap_or_default(),
+            m.payload().map(Value::to_json).unwrap_or_default(),
+        ));
     }
+    completed.sort();
+    assert_eq!(
+        completed,
+        [
+            "a/q0|0|false|\"zero\"",
+            "a/q1|1|false|\"42\"",
+            "a/q2|2|true|\"{\\\"2\\\":0,\\\"b\\\":1}\""
+        ]
+    );
     // The retained message is delivered to a new subscriber, and cleared by an empty payload.
     let mut late = Observer::subscribe(broker.port, "a/q2").await;
     assert_eq!(late.next().await, s("a/q2", "{\"2\":0,\"b\":1}", 2, true));

@@ -16,7 +16,7 @@
 use super::mqtt_broker::{MqttBroker, MQTT_BROKER};
 use super::mqtt_client::{OutProps, Protocol};
 use super::mqtt_connection::{LinkState, PublishError, Ticket};
-use super::mqtt_message::{publication, NotPublished};
+use super::mqtt_message::{publication, NotPublished, Publication};
 use bytes::Bytes;
 use flowd_engine::config_de;
 use flowd_engine::node::{BoxFuture, BuildContext, BuiltNode, NodeType, TaskIo, TaskNode};
@@ -263,6 +263,22 @@ fn message_props(node: &OutProps, msg: &Msg) -> OutProps {
     }
 }
 
+/// The message as Node-RED's mqtt out leaves it once published, which is
+/// what complete nodes receive: the node's topic (when set), the QoS and
+/// retain flag used, and a payload other than a Buffer as the text sent
+/// (`null` -> "", objects as JSON).
+fn as_published(msg: &mut Msg, p: &Publication, node_topic: bool) {
+    if node_topic {
+        msg.insert("topic", Value::str(&p.topic));
+    }
+    msg.insert("qos", Value::Number(f64::from(p.qos)));
+    msg.insert("retain", Value::Bool(p.retain));
+    if !matches!(msg.payload(), Some(Value::Buffer(_))) {
+        let text = String::from_utf8_lossy(&p.payload).into_owned();
+        msg.insert("payload", Value::string(text));
+    }
+}
+
 impl MqttOutNode {
     async fn run_node(self: Box<Self>, io: TaskIo) {
         let TaskIo { inbox, handle } = io;
@@ -364,6 +380,8 @@ impl MqttOutNode {
         let qos = p.qos;
         // The handle is kept (cloned) only when a complete node waits for it.
         let ticket = if handle.is_watched() {
+            let mut msg = msg;
+            as_published(&mut msg, &p, !self.topic.is_empty());
             Ticket::Done(handle.clone(), msg)
         } else {
             Ticket::Message(msg)
