@@ -411,6 +411,11 @@ async fn dynamic_subscriptions_follow_msg_action() {
         .await;
     let subs = f.next_from("dyn").await;
     assert_eq!(subs.msg.topic(), Some(&Value::str("subscriptions")));
+    // The request itself, its action kept (as Node-RED sends it).
+    assert_eq!(
+        subs.msg.get("action"),
+        Some(&Value::str("getSubscriptions"))
+    );
     assert_eq!(
         subs.msg
             .payload()
@@ -432,7 +437,7 @@ async fn dynamic_subscriptions_follow_msg_action() {
         caught
             .msg
             .get_path(&flowd_engine::value::path::Path::parse("error.message").expect("path")),
-        Some(&Value::str("invalid action"))
+        Some(&Value::str("Error: Invalid action specified"))
     );
     f.stop().await;
 }

@@ -15,7 +15,9 @@ use super::mqtt_broker::{MqttBroker, MQTT_BROKER};
 use super::mqtt_client::SubOptions;
 use super::mqtt_connection::{Connection, LinkState};
 use super::mqtt_delivery::{Delivery, DeliverySender};
-use super::mqtt_message::{decode_payload, Datatype};
+use super::mqtt_message::{
+    decode_payload, Datatype, BAD_SUBSCRIPTION, INVALID_ACTION, INVALID_SUBSCRIPTION_TOPIC,
+};
 use flowd_engine::config_de;
 use flowd_engine::node::{BoxFuture, BuildContext, BuiltNode, NodeType, TaskIo, TaskNode};
 use flowd_engine::registry::{NodeDescriptor, PropertyDescriptor as Prop, PropertyKind as Kind};
@@ -442,13 +444,16 @@ impl MqttInNode {
                 conn.disconnect().await;
                 handle.done(msg).await;
             }
+            // The request itself goes out (other properties, `action`
+            // included, kept), as in Node-RED.
             "getSubscriptions" => {
                 let list: Vec<Value> = subs.iter().map(sub_value).collect();
-                let mut out = Msg::new();
-                out.insert("topic", Value::str("subscriptions"));
-                out.insert("payload", Value::array(list));
-                handle.send(out).await;
-                handle.done(msg).await;
+                msg.insert("topic", Value::str("subscriptions"));
+                msg.insert("payload", Value::array(list));
+                if handle.is_watched() {
+                    handle.done(msg.clone()).await;
+                }
+                handle.send(msg).await;
             }
             "subscribe" | "unsubscribe" => {
                 let subscribe = action == "subscribe";
@@ -479,7 +484,7 @@ impl MqttInNode {
                 msg.insert("subscriptions", Value::array(list));
                 handle.done(msg).await;
             }
-            _ => handle.error("invalid action", Some(msg)).await,
+            _ => handle.error(INVALID_ACTION, Some(msg)).await,
         }
     }
 
@@ -487,8 +492,8 @@ impl MqttInNode {
     fn requested(&self, topic: Option<&Value>) -> Result<Vec<Sub>, String> {
         let items: Vec<&Value> = match topic {
             Some(Value::Array(a)) => a.iter().collect(),
-            Some(v) => vec![v],
-            None => return Err("no topic to subscribe to (msg.topic)".into()),
+            Some(v @ (Value::String(_) | Value::Object(_))) => vec![v],
+            _ => return Err(BAD_SUBSCRIPTION.into()),
         };
         let mut out = Vec::new();
         for item in items {
@@ -538,10 +543,10 @@ impl MqttInNode {
                         sub.datatype_name = Some(d.to_string());
                     }
                 }
-                _ => return Err("invalid topic".into()),
+                _ => return Err(INVALID_SUBSCRIPTION_TOPIC.into()),
             }
             if !valid_filter(&sub.filter) {
-                return Err(format!("invalid topic \"{}\"", sub.filter));
+                return Err(INVALID_SUBSCRIPTION_TOPIC.into());
             }
             out.push(sub);
         }

@@ -40,6 +40,15 @@ impl Datatype {
     }
 }
 
+/// Error of a `msg.action` that mqtt in or out does not know (Node-RED's
+/// Error object as text).
+pub const INVALID_ACTION: &str = "Error: Invalid action specified";
+/// Error of a dynamic subscription with a missing or invalid topic filter.
+pub const INVALID_SUBSCRIPTION_TOPIC: &str = "Error: Invalid topic specified";
+/// Error of a dynamic subscription whose `msg.topic` is neither text, an
+/// object nor an array.
+pub const BAD_SUBSCRIPTION: &str = "Error: msg.topic is missing or invalid";
+
 /// Error of datatype `json` when the text does not parse.
 pub const INVALID_JSON_PARSE: &str = "Failed to parse JSON string";
 /// Error of datatype `json` when the payload is not UTF-8.

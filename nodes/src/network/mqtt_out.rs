@@ -16,7 +16,7 @@
 use super::mqtt_broker::{MqttBroker, MQTT_BROKER};
 use super::mqtt_client::{OutProps, Protocol};
 use super::mqtt_connection::{LinkState, PublishError, Ticket};
-use super::mqtt_message::{publication, NotPublished, Publication};
+use super::mqtt_message::{publication, NotPublished, Publication, INVALID_ACTION};
 use bytes::Bytes;
 use flowd_engine::config_de;
 use flowd_engine::node::{BoxFuture, BuildContext, BuiltNode, NodeType, TaskIo, TaskNode};
@@ -341,7 +341,7 @@ impl MqttOutNode {
                     conn.disconnect().await;
                     handle.done(msg).await;
                 }
-                _ => handle.error("invalid action", Some(msg)).await,
+                _ => handle.error(INVALID_ACTION, Some(msg)).await,
             }
             return;
         }
