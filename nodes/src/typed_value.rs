@@ -64,22 +64,36 @@ impl ContextKey {
     }
 }
 
-/// A resolved path as text that `Path::parse` reads back identically.
+/// A resolved path as text that `Path::parse` reads back identically: plain
+/// names dotted, any other name quoted (`store["c d"]`, `["0"]`).
 fn expression_text(p: &Path) -> String {
+    let plain = |k: &str| {
+        k.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'$' || c == b'_')
+            && !k.bytes().all(|c| c.is_ascii_digit())
+            && !k.contains(['.', '[', ']', '"', '\'', ' '])
+    };
+    let quoted = |s: &mut String, k: &str| {
+        let q = if k.contains('"') { '\'' } else { '"' };
+        s.push(q);
+        s.push_str(k);
+        s.push(q);
+    };
     let mut s = String::new();
     for (i, seg) in p.segments().iter().enumerate() {
         match seg {
-            Segment::Key(k) if i == 0 => s.push_str(k),
-            Segment::Key(k) if !k.is_empty() && !k.contains(['.', '[', ']', '"', '\'']) => {
-                s.push('.');
+            Segment::Key(k) if plain(k) => {
+                if i > 0 {
+                    s.push('.');
+                }
                 s.push_str(k);
             }
+            // A quoted name may start the expression.
+            Segment::Key(k) if i == 0 => quoted(&mut s, k),
             Segment::Key(k) => {
-                let q = if k.contains('"') { '\'' } else { '"' };
                 s.push('[');
-                s.push(q);
-                s.push_str(k);
-                s.push(q);
+                quoted(&mut s, k);
                 s.push(']');
             }
             Segment::Index(n) => s.push_str(&format!("[{n}]")),
@@ -580,6 +594,21 @@ mod tests {
             ContextKey::parse("plain").unwrap().resolve(o).unwrap(),
             "plain"
         );
+        // Names that are not plain are quoted, so they read back the same.
+        for key in ["c d", "0", "-x", "\u{e9}"] {
+            let mut m = Object::new();
+            m.insert("k", Value::str(key));
+            let text = ContextKey::parse("store[msg.k]")
+                .unwrap()
+                .resolve(&m)
+                .unwrap()
+                .into_owned();
+            assert_eq!(
+                Path::parse(&text).unwrap().segments(),
+                &[Segment::Key("store".into()), Segment::Key(key.into())],
+                "{text}"
+            );
+        }
     }
 
     #[test]

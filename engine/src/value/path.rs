@@ -403,9 +403,12 @@ fn step_mut<'a>(
                 }
                 a.resize(i + 1, Value::Null);
                 a[i] = empty_container_for(next);
+            } else if a[i].is_null() && create_missing {
+                // A hole left by an earlier set past the end (undefined in
+                // Node-RED) gets a container; arrays here cannot tell it
+                // from an explicit null.
+                a[i] = empty_container_for(next);
             }
-            // An existing element, null included, is stepped into as it is
-            // (Node-RED creates a container only for a missing element).
             Ok(&mut a[i])
         }
         _ => Err(PathError::NotAnObject {
@@ -581,16 +584,6 @@ mod tests {
             json::stringify(&Value::object(m)),
             r#"{"payload":{"arr":[{"x":"y"}]}}"#
         );
-        // An existing null element is not replaced by a container.
-        let mut m = obj(r#"{"payload":[null]}"#);
-        let r = set(
-            &mut m,
-            &Path::parse("payload[0].a").unwrap(),
-            Value::str("y"),
-            true,
-        );
-        assert!(r.is_err());
-        assert_eq!(json::stringify(&Value::object(m)), r#"{"payload":[null]}"#);
     }
 
     #[test]
