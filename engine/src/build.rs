@@ -347,10 +347,16 @@ pub fn prepare_reusing(
                      errors: &mut Vec<ValidationError>,
                      tab_scopes: &mut HashMap<String, Arc<EnvScope>>|
      -> Option<PreparedNode> {
-        let info = node_info(&set, def, &global_env, tab_scopes);
+        let node_type = registry.get(&def.type_name)?;
+        let mut info = node_info(&set, def, &global_env, tab_scopes);
+        if info.name.is_none()
+            && node_type.keeps_empty_name()
+            && def.raw.get("name") == Some(&Json::String(String::new()))
+        {
+            info.name = Some(Str::new(""));
+        }
         let mut props = def.raw.clone();
         substitute_properties(&mut props, &info.env);
-        let node_type = registry.get(&def.type_name)?;
         let before = errors.len();
         let built = {
             let mut cx = BuildContext {

@@ -281,6 +281,12 @@ pub trait NodeType: Send + Sync + 'static {
     /// Validates the configuration and builds the node. Problems are reported
     /// through `cx.error` (all of them, not just the first); return None then.
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode>;
+    /// True for node types that keep an empty `name` (Node-RED's template and
+    /// debug copy `n.name` themselves): `"name": ""` then shows in the
+    /// `source` of their errors, statuses and completions.
+    fn keeps_empty_name(&self) -> bool {
+        false
+    }
 }
 
 /// Something a node reported while handling a message.

@@ -123,6 +123,10 @@ impl NodeType for DebugType {
             )
     }
 
+    fn keeps_empty_name(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
         let c: DebugConfig = cx.config()?;
         // `active` is absent or null in old flows: active.

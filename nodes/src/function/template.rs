@@ -144,6 +144,10 @@ impl NodeType for TemplateType {
         )
     }
 
+    fn keeps_empty_name(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
         let c: TemplateConfig = cx.config()?;
         let mut ok = true;
@@ -553,6 +557,44 @@ mod tests {
             .await;
         f.expect_nothing_from("empty", Duration::from_millis(50))
             .await;
+        f.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_empty_name_shows_in_the_error_source_as_in_node_red() {
+        let mut f = start(json!([
+            {"id":"named","type":"template","name":"","template":"{{payload}}","output":"json","wires":[]},
+            {"id":"unnamed","type":"json","name":"","wires":[]},
+            {"id":"c","type":"catch","scope":null,"uncaught":false,"wires":[]}
+        ]))
+        .await;
+        f.send("named", Msg::with_payload("str")).await;
+        let source = f.next_from("c").await.msg;
+        let source = source
+            .get("error")
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .get("source")
+            .unwrap();
+        assert_eq!(
+            source.to_json(),
+            r#"{"id":"named","type":"template","name":"","count":1}"#
+        );
+        // Other nodes leave an empty name out.
+        f.send("unnamed", Msg::with_payload("nope")).await;
+        let source = f.next_from("c").await.msg;
+        let source = source
+            .get("error")
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .get("source")
+            .unwrap();
+        assert_eq!(
+            source.to_json(),
+            r#"{"id":"unnamed","type":"json","count":1}"#
+        );
         f.stop().await;
     }
 
