@@ -1,4 +1,4 @@
-//! The recorded Node-RED cases (tests/conformance/cases) end to end: each
+//! The recorded Node-RED cases (tests/conformance) end to end: each
 //! case's flows run with the real mqtt nodes against a private Mosquitto;
 //! the input is published about 30 ms apart once the flow has subscribed,
 //! and what the flow publishes under `out/` (seen by an MQTT 5 subscriber
@@ -6,7 +6,7 @@
 //! topic, payload bytes, QoS and retain flag, in order.
 
 mod conformance_cases;
-use conformance_cases::{cases_dir, payload_bytes, read_jsonl};
+use conformance_cases::{case_dirs, case_name, payload_bytes, read_jsonl};
 
 mod mqtt_support;
 
@@ -15,7 +15,7 @@ use flowd_engine::testing::TestFlow;
 use mqtt_support::{wait_connected, Mosquitto, Observer, Publisher, Seen};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Time between two input publications.
@@ -90,7 +90,6 @@ async fn run_case(dir: &Path) -> Result<(), String> {
     }
     let mut observer = Observer::subscribe(broker.port, "out/#").await;
 
-    std::env::set_var("ORACLE_ENV_GREETING", "hello world");
     let f = TestFlow::start(&flowd_nodes::registry(), flows)
         .await
         .map_err(|e| e.to_string())?;
@@ -126,7 +125,15 @@ async fn run_case(dir: &Path) -> Result<(), String> {
             None => break,
         }
     }
+    // What the flow publishes while it stops (close messages) counts too,
+    // as in the recording, which ends after Node-RED stopped.
     f.stop().await;
+    while seen.len() < limit {
+        match observer.next_within(quiet).await {
+            Some(s) => seen.push(s),
+            None => break,
+        }
+    }
     let got = by_topic(seen);
     if got != want {
         return Err(format!("expected:\n{}\ngot:\n{}", show(&want), show(&got)));
@@ -134,29 +141,38 @@ async fn run_case(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Cases run at once, each with its own Mosquitto.
+const PARALLEL_CASES: usize = 4;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_node_red_cases_against_mosquitto() {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cases_dir())
-        .expect("cases directory")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("flows.json").exists())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 12, "fixtures missing");
+    let (dirs, given) = case_dirs();
+    assert!(given >= 12, "fixtures missing");
+    // Set once, before any case runs: the cases read it through `env` values.
+    std::env::set_var("ORACLE_ENV_GREETING", "hello world");
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_CASES));
+    let mut runs = tokio::task::JoinSet::new();
+    let total = dirs.len();
+    for dir in dirs {
+        let slots = slots.clone();
+        runs.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("never closed");
+            let result = run_case(&dir).await;
+            result.map_err(|e| format!("{}:\n{e}", case_name(&dir)))
+        });
+    }
     let mut failures = Vec::new();
-    for dir in &dirs {
-        if let Err(e) = run_case(dir).await {
-            failures.push(format!(
-                "{}:\n{e}",
-                dir.file_name().unwrap_or_default().to_string_lossy()
-            ));
+    while let Some(done) = runs.join_next().await {
+        if let Err(e) = done.expect("a case panicked") {
+            failures.push(e);
         }
     }
+    failures.sort();
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
         failures.len(),
-        dirs.len(),
+        total,
         failures.join("\n\n")
     );
 }
