@@ -533,46 +533,32 @@ mod tests {
             assert!(Path::parse(bad).is_err(), "{bad:?}");
         }
         // Accepted: a name straight after ']', a leading quoted name, other
-        // characters inside a name, a non-ASCII first name.
-        let ok = |e: &str| Path::parse(e).unwrap().segments().to_vec();
-        assert_eq!(
-            ok("payload[0]x"),
-            [
-                Segment::Key("payload".into()),
-                Segment::Index(0),
-                Segment::Key("x".into())
-            ]
-        );
-        assert_eq!(
-            ok("'a b'.c"),
-            [Segment::Key("a b".into()), Segment::Key("c".into())]
-        );
-        assert_eq!(
-            ok("payload.a-b$"),
-            [Segment::Key("payload".into()), Segment::Key("a-b$".into())]
-        );
-        assert_eq!(ok("\u{e9}t\u{e9}"), [Segment::Key("\u{e9}t\u{e9}".into())]);
-        // Digits are an index only before a '.'.
-        assert_eq!(
-            ok("a.0.b"),
-            [
-                Segment::Key("a".into()),
-                Segment::Index(0),
-                Segment::Key("b".into())
-            ]
-        );
-        assert_eq!(
-            ok("a.0"),
-            [Segment::Key("a".into()), Segment::Key("0".into())]
-        );
-        assert_eq!(
-            ok("a.0[1]"),
-            [
-                Segment::Key("a".into()),
-                Segment::Key("0".into()),
-                Segment::Index(1)
-            ]
-        );
+        // characters inside a name, a non-ASCII first name; digits are an
+        // index only before a '.'. Shown as key|[index]|key.
+        let shape = |e: &str| {
+            Path::parse(e)
+                .unwrap()
+                .segments()
+                .iter()
+                .map(|s| match s {
+                    Segment::Key(k) => k.to_string(),
+                    Segment::Index(n) => format!("[{n}]"),
+                    Segment::MsgRef(p) => format!("[msg.{}]", p.to_expression()),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        for (expr, want) in [
+            ("payload[0]x", "payload|[0]|x"),
+            ("'a b'.c", "a b|c"),
+            ("payload.a-b$", "payload|a-b$"),
+            ("\u{e9}t\u{e9}", "\u{e9}t\u{e9}"),
+            ("a.0.b", "a|[0]|b"),
+            ("a.0", "a|0"),
+            ("a.0[1]", "a|0|[1]"),
+        ] {
+            assert_eq!(shape(expr), want, "{expr}");
+        }
     }
 
     #[test]

@@ -568,31 +568,19 @@ mod tests {
             {"id":"c","type":"catch","scope":null,"uncaught":false,"wires":[]}
         ]))
         .await;
+        let source = |m: Msg| {
+            let path = flowd_engine::value::path::Path::parse("error.source").unwrap();
+            m.get_path(&path).map(Value::to_json).unwrap_or_default()
+        };
         f.send("named", Msg::with_payload("str")).await;
-        let source = f.next_from("c").await.msg;
-        let source = source
-            .get("error")
-            .unwrap()
-            .as_object()
-            .unwrap()
-            .get("source")
-            .unwrap();
         assert_eq!(
-            source.to_json(),
+            source(f.next_from("c").await.msg),
             r#"{"id":"named","type":"template","name":"","count":1}"#
         );
         // Other nodes leave an empty name out.
         f.send("unnamed", Msg::with_payload("nope")).await;
-        let source = f.next_from("c").await.msg;
-        let source = source
-            .get("error")
-            .unwrap()
-            .as_object()
-            .unwrap()
-            .get("source")
-            .unwrap();
         assert_eq!(
-            source.to_json(),
+            source(f.next_from("c").await.msg),
             r#"{"id":"unnamed","type":"json","count":1}"#
         );
         f.stop().await;
