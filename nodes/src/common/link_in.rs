@@ -41,11 +41,17 @@ impl NodeType for LinkInType {
 
     fn build(&self, cx: &mut BuildContext<'_>) -> Option<BuiltNode> {
         // The link outs this node names are wired to it too, as Node-RED
-        // wires the union of both sides' lists (unknown ids are ignored).
+        // wires the union of both sides' lists (other ids are ignored).
         let sources: Vec<String> = match cx.props().get("links") {
             Some(serde_json::Value::Array(ids)) => ids
                 .iter()
-                .filter_map(|id| id.as_str().map(str::to_string))
+                .filter_map(|id| id.as_str())
+                .filter(|id| {
+                    cx.flow_set()
+                        .get(id)
+                        .is_some_and(|n| n.type_name == "link out")
+                })
+                .map(str::to_string)
                 .collect(),
             _ => Vec::new(),
         };

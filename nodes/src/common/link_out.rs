@@ -155,7 +155,7 @@ mod tests {
         let flows = on_tab(json!([
             {"id":"lo1","type":"link out","links":["li1"]},
             {"id":"li1","type":"link in","links":["lo1"],"wires":[["a"]]},
-            {"id":"li2","type":"link in","links":["lo1","gone"],"wires":[["b"]]},
+            {"id":"li2","type":"link in","links":["lo1","gone","a"],"wires":[["b"]]},
             {"id":"a","type":"junction","wires":[]},
             {"id":"b","type":"junction","wires":[]},
             {"id":"c","type":"complete","scope":["lo1","li1"],"wires":[]}
@@ -167,9 +167,14 @@ mod tests {
             assert_eq!(m.payload(), Some(&Value::str("hop")), "{to}");
             assert_eq!(m.get("_event"), Some(&Value::str("node:lo1")), "{to}");
         }
-        // Once each: no second copy through li1.
+        // Once each: no second copy through li1, and naming a node that is
+        // not a link out (the junction "a") wires nothing.
         assert!(f
             .collect_from("a", std::time::Duration::from_millis(100))
+            .await
+            .is_empty());
+        assert!(f
+            .collect_from("b", std::time::Duration::from_millis(100))
             .await
             .is_empty());
         // Both link nodes complete.
