@@ -128,6 +128,18 @@ impl Path {
 /// an index (so setting `a.0.b` creates an array under `a`). A name may
 /// follow `]` directly (`a[0]b` is `a[0].b`), and a quoted name may start
 /// the expression or follow `]`.
+/// The non-empty name quoted by the `'` or `"` at `e[at]`, and the index
+/// after its closing quote.
+fn quoted_name(e: &str, at: usize) -> Result<(Str, usize), &'static str> {
+    let quote = char::from(e.as_bytes()[at]);
+    let start = at + 1;
+    let end = e[start..].find(quote).ok_or("unterminated string")? + start;
+    if end == start {
+        return Err("empty quoted name");
+    }
+    Ok((Str::new(&e[start..end]), end + 1))
+}
+
 fn parse_segments(e: &str) -> Result<Path, &'static str> {
     let b = e.as_bytes();
     let mut segments = Vec::new();
@@ -139,14 +151,10 @@ fn parse_segments(e: &str) -> Result<Path, &'static str> {
     let mut quote_allowed = true;
     while i < b.len() {
         match b[i] {
-            q @ (b'"' | b'\'') if quote_allowed => {
-                let start = i + 1;
-                let end = e[start..].find(q as char).ok_or("unterminated string")? + start;
-                if end == start {
-                    return Err("empty quoted name");
-                }
-                segments.push(Segment::Key(Str::new(&e[start..end])));
-                i = end + 1;
+            b'"' | b'\'' if quote_allowed => {
+                let (name, next) = quoted_name(e, i)?;
+                segments.push(Segment::Key(name));
+                i = next;
                 if i < b.len() && b[i] != b'.' && b[i] != b'[' {
                     return Err("unexpected character after a quoted name");
                 }
@@ -171,15 +179,10 @@ fn parse_segments(e: &str) -> Result<Path, &'static str> {
                 }
                 i += 1;
                 match b.get(i) {
-                    Some(q @ (b'"' | b'\'')) => {
-                        let q = *q;
-                        let start = i + 1;
-                        let end = e[start..].find(q as char).ok_or("unterminated string")? + start;
-                        if end == start {
-                            return Err("empty quoted name");
-                        }
-                        segments.push(Segment::Key(Str::new(&e[start..end])));
-                        i = end + 1;
+                    Some(b'"' | b'\'') => {
+                        let (name, next) = quoted_name(e, i)?;
+                        segments.push(Segment::Key(name));
+                        i = next;
                     }
                     Some(c) if c.is_ascii_digit() => {
                         let start = i;
