@@ -60,47 +60,8 @@ impl ContextKey {
             return Ok(Cow::Borrowed(&self.key));
         }
         let resolved = self.path.resolve(msg)?;
-        Ok(Cow::Owned(expression_text(&resolved)))
+        Ok(Cow::Owned(resolved.to_expression()))
     }
-}
-
-/// A resolved path as text that `Path::parse` reads back identically: plain
-/// names dotted, any other name quoted (`store["c d"]`, `["0"]`).
-fn expression_text(p: &Path) -> String {
-    let plain = |k: &str| {
-        k.bytes()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'$' || c == b'_')
-            && !k.bytes().all(|c| c.is_ascii_digit())
-            && !k.contains(['.', '[', ']', '"', '\'', ' '])
-    };
-    let quoted = |s: &mut String, k: &str| {
-        let q = if k.contains('"') { '\'' } else { '"' };
-        s.push(q);
-        s.push_str(k);
-        s.push(q);
-    };
-    let mut s = String::new();
-    for (i, seg) in p.segments().iter().enumerate() {
-        match seg {
-            Segment::Key(k) if plain(k) => {
-                if i > 0 {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            // A quoted name may start the expression.
-            Segment::Key(k) if i == 0 => quoted(&mut s, k),
-            Segment::Key(k) => {
-                s.push('[');
-                quoted(&mut s, k);
-                s.push(']');
-            }
-            Segment::Index(n) => s.push_str(&format!("[{n}]")),
-            Segment::MsgRef(inner) => s.push_str(&format!("[msg.{}]", expression_text(inner))),
-        }
-    }
-    s
 }
 
 /// Why a typed value cannot be prepared.

@@ -102,16 +102,36 @@ impl Path {
         Ok(Cow::Owned(Path { segments: out }))
     }
 
-    /// The path as text (`a.b[0]`).
+    /// The path as text that [`Path::parse`] reads back as the same path:
+    /// plain names dotted (`a.b[0]`), any other name quoted (`store["c d"]`,
+    /// `a["0"]`, a leading `"c d".x`).
     pub fn to_expression(&self) -> String {
+        let plain = |k: &str| {
+            k.bytes().next().is_some_and(starts_name)
+                && !k.bytes().all(|c| c.is_ascii_digit())
+                && !k.contains(['.', '[', ']', '"', '\'', ' '])
+        };
+        let quoted = |s: &mut String, k: &str| {
+            let q = if k.contains('"') { '\'' } else { '"' };
+            s.push(q);
+            s.push_str(k);
+            s.push(q);
+        };
         let mut s = String::new();
         for (i, seg) in self.segments.iter().enumerate() {
             match seg {
-                Segment::Key(k) => {
+                Segment::Key(k) if plain(k) => {
                     if i > 0 {
                         s.push('.');
                     }
                     s.push_str(k);
+                }
+                // A quoted name may start the expression.
+                Segment::Key(k) if i == 0 => quoted(&mut s, k),
+                Segment::Key(k) => {
+                    s.push('[');
+                    quoted(&mut s, k);
+                    s.push(']');
                 }
                 Segment::Index(n) => s.push_str(&format!("[{n}]")),
                 Segment::MsgRef(p) => s.push_str(&format!("[msg.{}]", p.to_expression())),
@@ -121,13 +141,11 @@ impl Path {
     }
 }
 
-/// Node-RED's grammar (`RED.util.normalisePropertyExpression`): names
-/// joined by `.`, where a name after a dot starts with `[A-Za-z0-9$_]`;
-/// `[digits]`, `["name"]` / `['name']` (not empty) and `[msg.path]` boxes;
-/// no spaces outside quotes. A digits-only name followed by `.` is
-/// an index (so setting `a.0.b` creates an array under `a`). A name may
-/// follow `]` directly (`a[0]b` is `a[0].b`), and a quoted name may start
-/// the expression or follow `]`.
+/// True for a byte that may start a name after `.`: `[A-Za-z0-9$_]`.
+fn starts_name(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'$' || c == b'_'
+}
+
 /// The non-empty name quoted by the `'` or `"` at `e[at]`, and the index
 /// after its closing quote.
 fn quoted_name(e: &str, at: usize) -> Result<(Str, usize), &'static str> {
@@ -140,6 +158,13 @@ fn quoted_name(e: &str, at: usize) -> Result<(Str, usize), &'static str> {
     Ok((Str::new(&e[start..end]), end + 1))
 }
 
+/// Node-RED's grammar (`RED.util.normalisePropertyExpression`): names
+/// joined by `.`, where a name after a dot starts with `[A-Za-z0-9$_]`;
+/// `[digits]`, `["name"]` / `['name']` (not empty) and `[msg.path]` boxes;
+/// no spaces outside quotes. A digits-only name followed by `.` is
+/// an index (so setting `a.0.b` creates an array under `a`). A name may
+/// follow `]` directly (`a[0]b` is `a[0].b`), and a quoted name may start
+/// the expression or follow `]`.
 fn parse_segments(e: &str) -> Result<Path, &'static str> {
     let b = e.as_bytes();
     let mut segments = Vec::new();
@@ -167,7 +192,7 @@ fn parse_segments(e: &str) -> Result<Path, &'static str> {
                 i += 1;
                 match b.get(i) {
                     None => return Err("expression ends with '.'"),
-                    Some(c) if c.is_ascii_alphanumeric() || *c == b'$' || *c == b'_' => {}
+                    Some(c) if starts_name(*c) => {}
                     Some(_) => {
                         return Err("a name after '.' must start with a letter, digit, '$' or '_'")
                     }
@@ -561,6 +586,22 @@ mod tests {
             ("a.0[1]", "a|0|[1]"),
         ] {
             assert_eq!(shape(expr), want, "{expr}");
+        }
+    }
+
+    #[test]
+    fn expressions_read_back_as_the_same_path() {
+        for (expr, text) in [
+            ("a.b[0]", "a.b[0]"),
+            ("store[\"c d\"].x", "store[\"c d\"].x"),
+            ("a[\"0\"]", "a[\"0\"]"),
+            ("'q\"t'.x", "'q\"t'.x"),
+            ("a[\"\u{e9}\"]", "a[\"\u{e9}\"]"),
+            ("a[msg.topic]", "a[msg.topic]"),
+        ] {
+            let p = Path::parse(expr).unwrap();
+            assert_eq!(p.to_expression(), text);
+            assert_eq!(Path::parse(&p.to_expression()).unwrap(), p, "{expr}");
         }
     }
 
