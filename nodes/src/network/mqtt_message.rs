@@ -69,24 +69,25 @@ pub fn node_red_text(bytes: &[u8]) -> Option<&str> {
 /// Converts payload bytes as `mqtt in` does. `Err` carries the error text
 /// (datatype `json` only); the node then reports it with the raw payload.
 pub fn decode_payload(datatype: Datatype, bytes: &Bytes) -> Result<Value, String> {
-    let text = node_red_text(bytes);
+    let text = || node_red_text(bytes);
     Ok(match datatype {
         Datatype::Buffer => Value::Buffer(bytes.clone()),
         Datatype::Base64 => Value::string(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        Datatype::Utf8 => match text {
-            Some(t) => Value::str(t),
-            None => Value::string(String::from_utf8_lossy(bytes).into_owned()),
+        // Node-RED's `payload.toString()`: no is-utf8 check.
+        Datatype::Utf8 => match String::from_utf8_lossy(bytes) {
+            std::borrow::Cow::Borrowed(t) => Value::str(t),
+            std::borrow::Cow::Owned(t) => Value::string(t),
         },
-        Datatype::Auto => match text {
+        Datatype::Auto => match text() {
             Some(t) => Value::str(t),
             None => Value::Buffer(bytes.clone()),
         },
-        Datatype::AutoDetect => match text {
+        Datatype::AutoDetect => match text() {
             Some(t) => json::parse(t).unwrap_or_else(|_| Value::str(t)),
             None => Value::Buffer(bytes.clone()),
         },
         // Node-RED's own texts (mqtt.errors.invalid-json-parse / -string).
-        Datatype::Json => match text {
+        Datatype::Json => match text() {
             Some(t) => json::parse(t).map_err(|_| INVALID_JSON_PARSE.to_string())?,
             None => return Err(INVALID_JSON_STRING.to_string()),
         },
