@@ -49,7 +49,7 @@ pub(crate) fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
 /// gzipped (default level: built per request) when the request accepts gzip.
 /// Every JSON answer names `Accept-Encoding` in `Vary`. Other answers (the
 /// editor's files, websocket upgrades, errors in other types) pass through.
-pub async fn gzip_json_answers(request: Request, next: Next) -> Response {
+pub(crate) async fn gzip_json_answers(request: Request, next: Next) -> Response {
     let gzip_ok = accepts_gzip(request.headers());
     let response = next.run(request).await;
     let is_json = response

@@ -17,7 +17,7 @@
 mod api;
 pub mod auth;
 pub mod comms;
-pub mod compression;
+mod compression;
 pub mod credentials;
 mod debug_encoding;
 pub mod error;
